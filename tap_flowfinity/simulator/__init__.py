@@ -1,0 +1,1 @@
+"""A Flowfinity REST API simulator: real HTTP, for tests, demos and benchmarks."""
