@@ -3,8 +3,11 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# `meltano install` puts the plugins (tap from this repo, editable; target-postgres from PyPI)
+# in .meltano/; redo it when the plugin definitions or the tap's dependencies change.
+MELTANO_STAMP := .meltano/.installed-stamp
 
-.PHONY: venv demo test lint format clean
+.PHONY: venv meltano-install demo test lint format clean
 
 venv: $(STAMP)
 
@@ -23,7 +26,17 @@ format: venv
 	$(BIN)/ruff format tap_flowfinity tests
 	$(BIN)/ruff check --fix tap_flowfinity tests
 
-test: venv
+meltano-install: $(MELTANO_STAMP)
+
+$(MELTANO_STAMP): $(STAMP) meltano.yml pyproject.toml
+	$(BIN)/meltano install
+	touch $@
+
+# The main job end to end: simulator + throwaway PostgreSQL, two `meltano run`s, the result.
+demo: venv meltano-install
+	$(BIN)/python scripts/demo.py
+
+test: venv meltano-install
 	$(BIN)/pytest
 
 clean:

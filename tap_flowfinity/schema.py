@@ -56,8 +56,8 @@ def property_schema(seen_types: set[str]) -> dict[str, t.Any]:
     if len(types) != 1:
         return dict(ANY_JSON)
     (only,) = types
-    if only == "array":
-        return {"type": ["array", "null"], "items": dict(ANY_JSON)}
+    if only == "array":  # no "items": target-postgres then stores the array as JSONB
+        return {"type": ["array", "null"]}
     if only == "object":
         return {"type": ["object", "null"], "additionalProperties": True}
     return {"type": [only, "null"]}

@@ -1,0 +1,310 @@
+"""`make demo`: the main job end to end, twice, against a local simulator and PostgreSQL.
+
+1. start a throwaway PostgreSQL and the Flowfinity simulator (`flowfinity-simulator`);
+2. `meltano run tap-flowfinity target-postgres` (full first sync);
+3. change records in the simulator: create one, update one, move one to "Deleted";
+4. run the same command again (incremental, from the bookmark Meltano stored);
+5. print the table and what the second run read;
+6. stop both servers, whatever happened (also on Ctrl-C).
+
+Usage: python scripts/demo.py [--lookback N] [--demo-records N] [--keep-output]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from tests.harness.meltano import (  # noqa: E402
+    DEV_PASSWORD,
+    DEV_USERNAME,
+    MeltanoEnv,
+    MeltanoError,
+    ensure_installed,
+    get_bookmarks,
+    run_job,
+)
+from tests.harness.postgres import ThrowawayPostgres  # noqa: E402
+
+SCHEMA = "flowfinity"  # meltano.yml: default_target_schema
+DEMO_TABLE = "leads"  # meltano.yml dev view names: leads, visits
+DEMO_APP = "LeadRegistration"  # the simulator app behind the `leads` view
+READY_TIMEOUT_S = 60
+
+
+def banner(text: str) -> None:
+    print(f"\n=== {text} " + "=" * max(0, 74 - len(text)), flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class SimulatorProcess:
+    """`flowfinity-simulator` as a subprocess (what a user would run), plus its control API."""
+
+    def __init__(self, workdir: Path, demo_records: int, seed: int) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.ready_file = workdir / "simulator.ready"
+        self.log_file = workdir / "simulator.log"
+        self.demo_records = demo_records
+        self.seed = seed
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        exe = shutil.which("flowfinity-simulator", path=str(Path(sys.executable).parent))
+        cmd = [exe] if exe else [sys.executable, "-m", "tap_flowfinity.simulator.cli"]
+        cmd += [
+            *("--host", "127.0.0.1", "--port", str(self.port)),
+            *("--username", DEV_USERNAME),
+            *("--demo-records", str(self.demo_records), "--seed", str(self.seed)),
+            *("--ready-file", str(self.ready_file)),
+        ]
+        env = {**os.environ, "FLOWFINITY_SIM_PASSWORD": DEV_PASSWORD}  # not on the cmd line
+        with self.log_file.open("wb") as log:
+            self.proc = subprocess.Popen(
+                cmd,
+                cwd=REPO_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not self.ready_file.exists():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"simulator exited {self.proc.returncode}:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"simulator not ready after {READY_TIMEOUT_S}s:\n{self.log_tail()}"
+                )
+            time.sleep(0.1)
+        # The ready file may say where the server ended up (e.g. JSON with a port).
+        try:
+            info = json.loads(self.ready_file.read_text() or "{}")
+            if isinstance(info, dict) and info.get("port"):
+                self.port = int(info["port"])
+        except ValueError:
+            pass
+        print(f"simulator ready at {self.base_url} (log: {self.log_file})")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """Call the simulator's HTTP control API (same Basic credentials as the views)."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base_url + path, data=data, method=method)
+        token = base64.b64encode(f"{DEV_USERNAME}:{DEV_PASSWORD}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+        request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                text = response.read().decode()
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:500]
+            raise RuntimeError(f"{method} {path} -> HTTP {exc.code}: {detail}") from None
+        return json.loads(text) if text.strip() else None
+
+
+# ---------------------------------------------------------------------------------------------
+# SIMULATOR CONTROL CALLS -- the only place that knows the simulator's control endpoints.
+# Assumed API (to be aligned with tap_flowfinity/simulator):
+#   POST /_sim/apps/<app>/records                         {"fields": {...}}   -> created record
+#   POST /_sim/apps/<app>/records/<RecordID>              {"fields": {...}}   -> updated record
+#   POST /_sim/apps/<app>/records/<RecordID>/transition   {"state": "Deleted"}
+# ---------------------------------------------------------------------------------------------
+def change_records_in_simulator(sim: SimulatorProcess, record_ids: list[str]) -> dict[str, str]:
+    """Create one lead, update one, delete one (a transition to "Deleted"); say which."""
+    if len(record_ids) < 2:
+        raise RuntimeError(f"need two existing {DEMO_TABLE} records, found {record_ids}")
+    to_update, to_delete = record_ids[0], record_ids[1]
+    created = sim.control(
+        "POST",
+        f"/_sim/apps/{DEMO_APP}/records",
+        {"fields": {"Company": "Demo Created Inc", "FirstName": "Dee", "LastName": "Mo"}},
+    )
+    sim.control(
+        "POST",
+        f"/_sim/apps/{DEMO_APP}/records/{to_update}",
+        {"fields": {"Company": "Demo Updated Ltd"}},
+    )
+    sim.control(
+        "POST", f"/_sim/apps/{DEMO_APP}/records/{to_delete}/transition", {"state": "Deleted"}
+    )
+    created_id = created.get("RecordID", "?") if isinstance(created, dict) else "?"
+    return {"created": str(created_id), "updated": to_update, "deleted": to_delete}
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def record_counts(run_stderr: str, plugin: str = "tap-flowfinity") -> dict[str, int]:
+    """Records per stream that `plugin` counted, from the SDK's `record_count` METRIC lines.
+
+    Meltano relays both plugins' logs as `<plugin> METRIC: {...}`: the tap's lines count
+    records read, target-postgres's count records written.
+    """
+    counts: dict[str, int] = {}
+    pattern = re.compile(rf"\b{re.escape(plugin)} METRIC: (\{{.*\}})")
+    for line in run_stderr.splitlines():
+        match = pattern.search(line)
+        if not match:
+            continue
+        try:
+            point = json.loads(match.group(1))
+        except ValueError:
+            continue
+        if point.get("metric") == "record_count":
+            stream = str(point.get("tags", {}).get("stream", "?"))
+            counts[stream] = counts.get(stream, 0) + int(point.get("value", 0))
+    return counts
+
+
+def print_table(pg: ThrowawayPostgres, dbname: str, table: str) -> None:
+    columns = [
+        r[0]
+        for r in pg.query(
+            "SELECT column_name FROM information_schema.columns "
+            f"WHERE table_schema = '{SCHEMA}' AND table_name = '{table}' ORDER BY ordinal_position",
+            dbname=dbname,
+        )
+        if r[0]
+    ]
+    if not columns:
+        print(f"(no table {SCHEMA}.{table})")
+        return
+    wanted = ["RecordID", "State", "lastSubmissionId", "Company", "_sdc_deleted_at"]
+    shown = [c for c in wanted if c in columns] or columns[:6]
+    select = ", ".join(f'"{c}"' for c in shown)
+    order = '"lastSubmissionId"' if "lastSubmissionId" in columns else "1"
+    subprocess.run(
+        [
+            *("psql", "-X", "-h", pg.host, "-p", str(pg.port), "-U", pg.user, "-d", dbname),
+            *("-c", f"SELECT {select} FROM {SCHEMA}.{table} ORDER BY {order}"),
+        ],
+        check=True,
+    )
+
+
+def run_once(label: str, env: MeltanoEnv) -> dict[str, int]:
+    banner(f"{label}: meltano run tap-flowfinity target-postgres")
+    started = time.monotonic()
+    try:
+        result = run_job(env)
+    except MeltanoError as exc:
+        print(exc.stderr[-6000:], file=sys.stderr)
+        raise
+    counts = record_counts(result.stderr)
+    written = record_counts(result.stderr, "target-postgres")
+    print(f"done in {time.monotonic() - started:.1f}s")
+    print(f"records read per stream: {counts}; written: {written}")
+    print(f"bookmarks stored by Meltano: {json.dumps(get_bookmarks(env=env))}")
+    return counts
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Run the main job twice, end to end.")
+    parser.add_argument("--lookback", type=int, help="tap `lookback` setting for this demo")
+    parser.add_argument("--demo-records", type=int, default=25)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep-output", action="store_true", help="keep the temp dir")
+    args = parser.parse_args()
+
+    # SIGTERM (e.g. from CI or `timeout`) unwinds like Ctrl-C, through the finally below.
+    signal.signal(signal.SIGTERM, _interrupt)
+    workdir = Path(tempfile.mkdtemp(prefix="ff-demo-"))
+    pg = ThrowawayPostgres(dbname="flowfinity_demo")
+    sim = SimulatorProcess(workdir, args.demo_records, args.seed)
+    try:
+        banner("starting PostgreSQL and the Flowfinity simulator")
+        pg.start()
+        print(f"PostgreSQL ready: {pg.dsn()}")
+        sim.start()
+        ensure_installed()
+        extra = {"TAP_FLOWFINITY_LOOKBACK": str(args.lookback)} if args.lookback is not None else {}
+        env = MeltanoEnv(
+            pg=pg, dbname="flowfinity_demo", sim_port=sim.port, home=workdir, extra=extra
+        )
+
+        run_once("run 1 (first sync)", env)
+        ids = [
+            str(r[0])
+            for r in pg.query(
+                f'SELECT "RecordID" FROM {SCHEMA}.{DEMO_TABLE} '
+                'WHERE _sdc_deleted_at IS NULL ORDER BY "RecordID" LIMIT 2',
+                dbname="flowfinity_demo",
+            )
+        ]
+
+        banner("changing records in the simulator")
+        changed = change_records_in_simulator(sim, ids)
+        print(f"changed: {changed}")
+
+        counts = run_once("run 2 (incremental, from the stored bookmark)", env)
+
+        banner(f"table {SCHEMA}.{DEMO_TABLE} after run 2")
+        print_table(pg, "flowfinity_demo", DEMO_TABLE)
+        banner("summary")
+        print(f"run 2 read {sum(counts.values())} records ({counts}); the changes were {changed}")
+        print("the deleted record is kept with _sdc_deleted_at set (soft delete)")
+        return 0
+    except KeyboardInterrupt:
+        print("\ninterrupted; stopping servers", file=sys.stderr)
+        return 130
+    finally:
+        sim.stop()
+        pg.stop()
+        if args.keep_output:
+            print(f"output kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,432 @@
+"""A throwaway PostgreSQL server for tests and the demo.
+
+Why a real server: target-postgres commits batches in transactions and only then emits the
+STATE that Meltano stores; checking "a bookmark is stored only after its records committed"
+needs the real thing, with its default durability settings (fsync, synchronous_commit).
+
+Why the `runuser` dance: CI and the dev machines run as root, and PostgreSQL refuses to run
+as root, so `initdb`/`pg_ctl` run as the `postgres` OS user in a directory it owns. Run as
+a non-root user, the server simply runs as that user. Either way the database superuser is
+named `postgres` (initdb -U) and every connection is trusted, over loopback TCP only.
+
+Clients use the `psql` CLI (see `query`), so the test venv needs no database driver.
+
+CLI for scripts (the server outlives the command; the state file says how to reach it)::
+
+    python -m tests.harness.postgres start --state-file F [--print-env]
+    python -m tests.harness.postgres stop --state-file F
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import csv
+import io
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import TracebackType
+
+PG_OS_USER = "postgres"
+SUPERUSER = "postgres"
+# target-postgres insists on a non-null password even when the server trusts every local
+# connection; this value is never checked (trust auth) and is obviously not a secret.
+DUMMY_PASSWORD = "trust-auth-ignores-this"
+START_TIMEOUT_S = 60
+
+
+class PostgresError(RuntimeError):
+    """A PostgreSQL command failed; the message carries its output (never a secret)."""
+
+
+def _find_binary(name: str) -> str:
+    """Locate a PostgreSQL server binary: PATH first, then Debian's versioned directories.
+
+    Debian keeps `initdb`/`pg_ctl` out of PATH unless something links them in, so look in
+    /usr/lib/postgresql/<ver>/bin too, newest version first.
+    """
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)
+    if candidates:
+        return str(candidates[0])
+    raise PostgresError(f"{name} not found on PATH or under /usr/lib/postgresql/*/bin")
+
+
+def _free_port() -> int:
+    """Ask the kernel for a free loopback port (racy, so `start` retries on a clash)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+@dataclass
+class ServerInfo:
+    """What a client (or a later `stop`) needs to know about a running server."""
+
+    base_dir: str
+    port: int
+    host: str = "127.0.0.1"
+    user: str = SUPERUSER
+    password: str = DUMMY_PASSWORD
+    dbname: str = "flowfinity"
+
+    @property
+    def data_dir(self) -> str:
+        """The cluster directory inside `base_dir`."""
+        return os.path.join(self.base_dir, "data")
+
+
+class ThrowawayPostgres:
+    """A private PostgreSQL cluster in a temp dir, listening on 127.0.0.1 only.
+
+    Use as a context manager (or `start()` / `stop()`); `stop()` is idempotent and is also
+    registered with `atexit`, so a failing test run does not leave a server behind.
+    """
+
+    def __init__(self, dbname: str = "flowfinity", base_dir: str | None = None) -> None:
+        self.dbname = dbname
+        self._requested_base_dir = base_dir
+        self.info: ServerInfo | None = None
+        self._owns_dir = False
+        self._base_dir: str | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> ThrowawayPostgres:
+        """Create the cluster, start the server, create the database; return self."""
+        if self.info is not None:
+            return self
+        if self._requested_base_dir:
+            base_dir = self._requested_base_dir
+            os.makedirs(base_dir, exist_ok=True)
+        else:
+            base_dir = tempfile.mkdtemp(prefix="ff-pg-")
+            self._owns_dir = True
+        self._base_dir = base_dir
+        atexit.register(self.stop)
+        try:
+            if _is_root():
+                # mkdtemp makes 0700 dirs owned by root: hand the dir to the server's user.
+                pw = pwd.getpwnam(PG_OS_USER)
+                os.chown(base_dir, pw.pw_uid, pw.pw_gid)
+            info = ServerInfo(base_dir=base_dir, port=0, dbname=self.dbname)
+            self._run_as_server_user(
+                [
+                    _find_binary("initdb"),
+                    "-D",
+                    info.data_dir,
+                    "-U",
+                    SUPERUSER,
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-instructions",
+                ]
+            )
+            self._start_server(info)
+            self.info = info
+            self.create_database(self.dbname)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_server(self, info: ServerInfo) -> None:
+        """Start the postmaster on a free port, retrying if another process took the port."""
+        last_error: Exception | None = None
+        for _attempt in range(5):
+            info.port = _free_port()
+            options = (
+                f"-p {info.port} -c listen_addresses=127.0.0.1 "
+                f"-c unix_socket_directories='{info.base_dir}'"
+            )
+            try:
+                self._run_as_server_user(
+                    [
+                        _find_binary("pg_ctl"),
+                        "-D",
+                        info.data_dir,
+                        "-l",
+                        os.path.join(info.base_dir, "server.log"),
+                        "-w",
+                        "-t",
+                        str(START_TIMEOUT_S),
+                        "-o",
+                        options,
+                        "start",
+                    ]
+                )
+                return
+            except PostgresError as exc:
+                last_error = exc
+                stop_server(info)
+        raise PostgresError(f"could not start PostgreSQL: {last_error}\n{self._log_tail(info)}")
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown) and delete its directory. Safe to call twice."""
+        info = self.info
+        self.info = None
+        with contextlib.suppress(Exception):
+            atexit.unregister(self.stop)
+        if info is not None:
+            stop_server(info)
+        if self._owns_dir and self._base_dir:
+            shutil.rmtree(self._base_dir, ignore_errors=True)
+
+    def __enter__(self) -> ThrowawayPostgres:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- connection details ----------------------------------------------------------------
+
+    def _require(self) -> ServerInfo:
+        if self.info is None:
+            raise PostgresError("the server is not running (call start())")
+        return self.info
+
+    @property
+    def host(self) -> str:
+        """Loopback address the server listens on."""
+        return self._require().host
+
+    @property
+    def port(self) -> int:
+        """TCP port, chosen at start."""
+        return self._require().port
+
+    @property
+    def user(self) -> str:
+        """Database superuser name (always `postgres`)."""
+        return self._require().user
+
+    @property
+    def password(self) -> str:
+        """A placeholder: trust auth ignores it, target-postgres requires one."""
+        return self._require().password
+
+    @property
+    def base_dir(self) -> str:
+        """The temp dir holding the cluster, its socket and its log."""
+        return self._require().base_dir
+
+    def dsn(self, dbname: str | None = None) -> str:
+        """libpq URI for psql and drivers."""
+        info = self._require()
+        return f"postgresql://{info.user}@{info.host}:{info.port}/{dbname or info.dbname}"
+
+    def sqlalchemy_url(self, dbname: str | None = None) -> str:
+        """SQLAlchemy URL with the psycopg3 driver that target-postgres uses."""
+        info = self._require()
+        return (
+            f"postgresql+psycopg://{info.user}:{info.password}@{info.host}:{info.port}/"
+            f"{dbname or info.dbname}"
+        )
+
+    def target_env(self, dbname: str | None = None) -> dict[str, str]:
+        """Environment variables that point meltano.yml's target-postgres at this server."""
+        return target_env(self._require(), dbname)
+
+    # -- SQL through psql ------------------------------------------------------------------
+
+    def query(self, sql: str, dbname: str | None = None) -> list[tuple[str | None, ...]]:
+        """Run SQL through psql and return the result rows (values as text, NULL as None).
+
+        Uses psql's CSV output so that values containing separators or newlines survive;
+        a statement that returns no rows gives [].
+        """
+        return run_query(self._require(), sql, dbname)
+
+    def execute(self, sql: str, dbname: str | None = None) -> None:
+        """Run SQL for its effect (several statements allowed)."""
+        run_query(self._require(), sql, dbname)
+
+    def create_database(self, dbname: str) -> None:
+        """Create a database (used per test to keep tests apart)."""
+        self.execute(f'CREATE DATABASE "{dbname}"', dbname="postgres")
+
+    def drop_database(self, dbname: str) -> None:
+        """Drop a database, disconnecting anyone still in it."""
+        self.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)', dbname="postgres")
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _run_as_server_user(self, argv: Sequence[str]) -> None:
+        _run_as_server_user(argv)
+
+    @staticmethod
+    def _log_tail(info: ServerInfo, lines: int = 30) -> str:
+        try:
+            text = Path(info.base_dir, "server.log").read_text(errors="replace")
+        except OSError:
+            return "(no server log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _run_as_server_user(argv: Sequence[str], timeout: float = 120) -> str:
+    """Run a server command as the `postgres` OS user when we are root, else as ourselves."""
+    cmd = list(argv)
+    if _is_root():
+        cmd = ["runuser", "-u", PG_OS_USER, "--", *cmd]
+    proc = subprocess.run(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        # a neutral cwd: runuser keeps ours, and the server user may not be able to read it
+        cwd="/",
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise PostgresError(
+            f"{' '.join(argv[:1])} {' '.join(argv[-1:])} exited {proc.returncode}: "
+            f"{proc.stderr.strip() or proc.stdout.strip()}"
+        )
+    return proc.stdout
+
+
+def run_query(
+    info: ServerInfo, sql: str, dbname: str | None = None
+) -> list[tuple[str | None, ...]]:
+    """Run SQL with psql over TCP; rows come back as tuples of text (NULL as None)."""
+    null_marker = "\x01NULL\x01"
+    proc = subprocess.run(
+        [
+            "psql",
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "--csv",
+            "-t",
+            "-P",
+            f"null={null_marker}",
+            "-h",
+            info.host,
+            "-p",
+            str(info.port),
+            "-U",
+            info.user,
+            "-d",
+            dbname or info.dbname,
+            "-c",
+            sql,
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PGCONNECT_TIMEOUT": "10"},
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise PostgresError(f"psql failed ({proc.returncode}): {proc.stderr.strip()}\nSQL: {sql}")
+    rows = csv.reader(io.StringIO(proc.stdout))
+    return [tuple(None if v == null_marker else v for v in row) for row in rows if row]
+
+
+def stop_server(info: ServerInfo) -> None:
+    """Fast-stop the server; if pg_ctl cannot, kill the postmaster from its pid file."""
+    data_dir = info.data_dir
+    if not os.path.isdir(data_dir):
+        return
+    try:
+        _run_as_server_user(
+            [_find_binary("pg_ctl"), "-D", data_dir, "-m", "fast", "-w", "-t", "60", "stop"]
+        )
+        return
+    except (PostgresError, subprocess.TimeoutExpired):
+        pass
+    pid_file = Path(data_dir, "postmaster.pid")
+    with contextlib.suppress(OSError, ValueError, ProcessLookupError):
+        pid = int(pid_file.read_text().splitlines()[0])
+        os.kill(pid, signal.SIGQUIT)
+        for _ in range(50):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+
+
+def target_env(info: ServerInfo, dbname: str | None = None) -> dict[str, str]:
+    """The env vars meltano.yml reads for target-postgres (see its `dev` environment)."""
+    return {
+        "PG_HOST": info.host,
+        "PG_PORT": str(info.port),
+        "PG_USER": info.user,
+        "PG_PASSWORD": info.password,
+        "PG_DATABASE": dbname or info.dbname,
+    }
+
+
+# -- CLI -------------------------------------------------------------------------------------
+
+
+def _cli_start(state_file: Path, dbname: str, print_env: bool) -> int:
+    server = ThrowawayPostgres(dbname=dbname)
+    server.start()
+    assert server.info is not None
+    # The server must outlive this process: forget the atexit hook, hand over to `stop`.
+    atexit.unregister(server.stop)
+    state_file.write_text(json.dumps(asdict(server.info), indent=2) + "\n")
+    if print_env:
+        for key, value in target_env(server.info).items():
+            print(f"export {key}={value}")
+    else:
+        print(f"PostgreSQL ready on {server.host}:{server.port}, database {dbname}")
+    return 0
+
+
+def _cli_stop(state_file: Path) -> int:
+    if not state_file.exists():
+        print(f"no state file {state_file}: nothing to stop", file=sys.stderr)
+        return 0
+    info = ServerInfo(**json.loads(state_file.read_text()))
+    stop_server(info)
+    shutil.rmtree(info.base_dir, ignore_errors=True)
+    state_file.unlink(missing_ok=True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python -m tests.harness.postgres`."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    start = sub.add_parser("start", help="start a server; it runs until `stop`")
+    start.add_argument("--state-file", type=Path, required=True)
+    start.add_argument("--dbname", default="flowfinity")
+    start.add_argument("--print-env", action="store_true", help="print shell exports")
+    stop = sub.add_parser("stop", help="stop the server named in the state file")
+    stop.add_argument("--state-file", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if args.command == "start":
+        return _cli_start(args.state_file, args.dbname, args.print_env)
+    return _cli_stop(args.state_file)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""meltano.yml and the target-postgres configuration it ships, checked with the real Meltano.
+
+The target test pins the facts the contract relies on, with target-postgres 0.8.1 as
+configured in meltano.yml: rows are upserted by key_properties (one row per RecordID, at its
+latest version), `_sdc_deleted_at` from the tap reaches the table (the Singer SDK strips it
+when `add_record_metadata` is false), and STATE comes out only after the records before it
+were written.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.harness.meltano import (
+    MeltanoEnv,
+    ensure_installed,
+    get_state,
+    list_state_ids,
+    run_meltano,
+)
+from tests.harness.postgres import ThrowawayPostgres
+
+
+def _config(env: MeltanoEnv, plugin: str) -> dict:
+    out = run_meltano(["--environment=dev", "config", "print", plugin], env=env, timeout=120)
+    return json.loads(out.stdout)
+
+
+def test_meltano_yml_dev_environment(tmp_path: Path) -> None:
+    env = MeltanoEnv(
+        sim_port=4711,
+        home=tmp_path,
+        extra={
+            "PG_HOST": "127.0.0.1",
+            "PG_PORT": "6543",
+            "PG_USER": "postgres",
+            "PG_PASSWORD": "x",
+            "PG_DATABASE": "db",
+        },
+    )
+    tap = _config(env, "tap-flowfinity")
+    assert tap["username"] == "integration"
+    assert [v["name"] for v in tap["views"]] == ["leads", "visits"]
+    assert all(v["url"].startswith("http://127.0.0.1:4711/") for v in tap["views"])
+    assert tap["cursor_parameter"] == "PreviousLastSubmissionId"
+    assert tap["deleted_states"] == ["Deleted"]
+    target = _config(env, "target-postgres")
+    assert target["port"] == 6543
+    assert target["default_target_schema"] == "flowfinity"
+    assert target["add_record_metadata"] is True
+    assert target["hard_delete"] is False
+
+
+def test_meltano_yml_prod_environment_reads_env_vars(tmp_path: Path) -> None:
+    views = [{"name": "orders", "url": "https://flowfinity.example/api/views/OrdersSync"}]
+    env = MeltanoEnv(
+        home=tmp_path,
+        extra={
+            "TAP_FLOWFINITY_USERNAME": "svc",
+            "TAP_FLOWFINITY_PASSWORD": "pw",
+            "TAP_FLOWFINITY_VIEWS": json.dumps(views),
+            "TARGET_POSTGRES_HOST": "db.internal",
+            "TARGET_POSTGRES_PORT": "5433",
+        },
+    )
+    tap = json.loads(
+        run_meltano(["--environment=prod", "config", "print", "tap-flowfinity"], env=env).stdout
+    )
+    assert tap["username"] == "svc"
+    assert tap["views"] == views
+    target = json.loads(
+        run_meltano(["--environment=prod", "config", "print", "target-postgres"], env=env).stdout
+    )
+    assert target["host"] == "db.internal"
+    assert target["port"] == 5433
+
+
+@pytest.mark.e2e
+def test_target_postgres_upserts_keeps_deleted_at_and_emits_state(
+    postgres: ThrowawayPostgres, pg_database: str, tmp_path: Path
+) -> None:
+    ensure_installed()
+    env = MeltanoEnv(pg=postgres, dbname=pg_database, home=tmp_path)
+    schema = {
+        "type": "SCHEMA",
+        "stream": "leads",
+        "key_properties": ["RecordID"],
+        "bookmark_properties": ["lastSubmissionId"],
+        "schema": {
+            "type": "object",
+            "properties": {
+                "RecordID": {"type": "string"},
+                "Company": {"type": ["string", "null"]},
+                "lastSubmissionId": {"type": "integer"},
+                "_sdc_deleted_at": {"type": ["string", "null"], "format": "date-time"},
+            },
+        },
+    }
+
+    def record(rid: str, company: str, sub: int, deleted: str | None = None) -> dict:
+        rec = {"RecordID": rid, "Company": company, "lastSubmissionId": sub}
+        return {"type": "RECORD", "stream": "leads", "record": {**rec, "_sdc_deleted_at": deleted}}
+
+    def state(sub: int) -> dict:
+        bookmark = {"replication_key": "lastSubmissionId", "replication_key_value": sub}
+        return {"type": "STATE", "value": {"bookmarks": {"leads": bookmark}}}
+
+    messages = [
+        schema,
+        record("000001", "A", 10),
+        record("000002", "B", 11),
+        state(11),
+        record("000001", "A2", 12),
+        record("000002", "B", 13, deleted="2024-05-01T10:00:00+00:00"),
+        state(13),
+    ]
+    result = run_meltano(
+        ["invoke", "target-postgres"],
+        env=env,
+        input="".join(json.dumps(m) + "\n" for m in messages),
+        timeout=300,
+    )
+    emitted = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert emitted and emitted[-1] == state(13)["value"]
+    rows = postgres.query(
+        'SELECT "RecordID", "Company", "lastSubmissionId", _sdc_deleted_at IS NOT NULL '
+        "FROM flowfinity.leads ORDER BY 1",
+        dbname=pg_database,
+    )
+    assert rows == [("000001", "A2", "12", "f"), ("000002", "B", "13", "t")]
+    assert list_state_ids(env) == []  # `invoke` stores nothing; only `run` does
+    assert get_state(env=env) == {}

@@ -1,0 +1,89 @@
+"""The harness itself: a throwaway PostgreSQL that starts, answers, stops and leaves nothing.
+
+If these fail, every end-to-end test would fail for reasons that have nothing to do with the
+tap; they make that diagnosis quick.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.harness.postgres import PostgresError, ThrowawayPostgres
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_server_lifecycle_query_and_cleanup() -> None:
+    with ThrowawayPostgres(dbname="lifecycle") as pg:
+        base_dir = pg.base_dir
+        assert pg.host == "127.0.0.1"
+        assert pg.user == "postgres"
+        assert pg.dsn().endswith(f":{pg.port}/lifecycle")
+        pg.execute("CREATE TABLE t (id integer PRIMARY KEY, body text)")
+        pg.execute("INSERT INTO t VALUES (1, 'a,b\n\"quoted\"'), (2, NULL), (3, '')")
+        rows = pg.query("SELECT id, body FROM t ORDER BY id")
+        assert rows == [("1", 'a,b\n"quoted"'), ("2", None), ("3", "")]
+        assert pg.query("SELECT 1 WHERE false") == []
+        # the durability settings the contract's claims rely on are the defaults
+        assert pg.query("SHOW fsync") == [("on",)]
+        assert pg.query("SHOW synchronous_commit") == [("on",)]
+        assert pg.query("SHOW listen_addresses") == [("127.0.0.1",)]
+    assert not os.path.exists(base_dir)
+    with pytest.raises(PostgresError):
+        pg.query("SELECT 1")
+
+
+def test_sql_error_raises_with_message(postgres: ThrowawayPostgres, pg_database: str) -> None:
+    with pytest.raises(PostgresError, match="no_such_table"):
+        postgres.query("SELECT * FROM no_such_table", dbname=pg_database)
+
+
+def test_databases_per_test_are_separate(postgres: ThrowawayPostgres, pg_database: str) -> None:
+    postgres.execute("CREATE TABLE only_here (x int)", dbname=pg_database)
+    tables = postgres.query(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'only_here'"
+    )
+    assert tables == [("0",)]  # the session's default database does not see it
+
+
+def test_cli_start_and_stop(tmp_path: Path) -> None:
+    state_file = tmp_path / "pg.json"
+    cmd = [sys.executable, "-m", "tests.harness.postgres"]
+    start = subprocess.run(
+        [*cmd, "start", "--state-file", str(state_file), "--print-env"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    try:
+        assert start.returncode == 0, start.stderr
+        info = json.loads(state_file.read_text())
+        assert f"export PG_PORT={info['port']}" in start.stdout
+        rows = subprocess.run(
+            [
+                *("psql", "-X", "-At", "-h", "127.0.0.1", "-p", str(info["port"])),
+                *("-U", "postgres", "-d", info["dbname"], "-c", "SELECT 42"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        assert rows.strip() == "42"
+    finally:
+        subprocess.run(
+            [*cmd, "stop", "--state-file", str(state_file)],
+            cwd=REPO_ROOT,
+            timeout=120,
+            check=False,
+        )
+    assert not state_file.exists()
+    assert not os.path.exists(info["base_dir"])
