@@ -46,7 +46,7 @@ from tests.harness.postgres import ThrowawayPostgres  # noqa: E402
 
 SCHEMA = "flowfinity"  # meltano.yml: default_target_schema
 DEMO_TABLE = "leads"  # meltano.yml dev view names: leads, visits
-DEMO_APP = "LeadRegistration"  # the simulator app behind the `leads` view
+DEMO_APP = "leads"  # the simulator view key of the Lead Registration app
 READY_TIMEOUT_S = 60
 
 
@@ -150,29 +150,25 @@ class SimulatorProcess:
 
 # ---------------------------------------------------------------------------------------------
 # SIMULATOR CONTROL CALLS -- the only place that knows the simulator's control endpoints.
-# Assumed API (to be aligned with tap_flowfinity/simulator):
-#   POST /_sim/apps/<app>/records                         {"fields": {...}}   -> created record
-#   POST /_sim/apps/<app>/records/<RecordID>              {"fields": {...}}   -> updated record
-#   POST /_sim/apps/<app>/records/<RecordID>/transition   {"state": "Deleted"}
+# (tap_flowfinity/simulator/service.py documents the control API)
 # ---------------------------------------------------------------------------------------------
 def change_records_in_simulator(sim: SimulatorProcess, record_ids: list[str]) -> dict[str, str]:
     """Create one lead, update one, delete one (a transition to "Deleted"); say which."""
     if len(record_ids) < 2:
         raise RuntimeError(f"need two existing {DEMO_TABLE} records, found {record_ids}")
     to_update, to_delete = record_ids[0], record_ids[1]
+    # Between two scheduled runs the site's other apps take submission ids too: the
+    # system-wide counter moves past the lookback overlap, as it does on a live site.
+    sim.control("POST", "/_sim/advance", {"by": 5000})
     created = sim.control(
         "POST",
-        f"/_sim/apps/{DEMO_APP}/records",
-        {"fields": {"Company": "Demo Created Inc", "FirstName": "Dee", "LastName": "Mo"}},
+        f"/_sim/views/{DEMO_APP}/records",
+        {"Company": "Demo Created Inc", "FirstName": "Dee", "LastName": "Mo"},
     )
     sim.control(
-        "POST",
-        f"/_sim/apps/{DEMO_APP}/records/{to_update}",
-        {"fields": {"Company": "Demo Updated Ltd"}},
+        "POST", f"/_sim/views/{DEMO_APP}/records/{to_update}", {"Company": "Demo Updated Ltd"}
     )
-    sim.control(
-        "POST", f"/_sim/apps/{DEMO_APP}/records/{to_delete}/transition", {"state": "Deleted"}
-    )
+    sim.control("POST", f"/_sim/views/{DEMO_APP}/records/{to_delete}/delete", {})
     created_id = created.get("RecordID", "?") if isinstance(created, dict) else "?"
     return {"created": str(created_id), "updated": to_update, "deleted": to_delete}
 
@@ -286,12 +282,23 @@ def main() -> int:
         changed = change_records_in_simulator(sim, ids)
         print(f"changed: {changed}")
 
+        sim.control("DELETE", "/_sim/requests")
         counts = run_once("run 2 (incremental, from the stored bookmark)", env)
+        asked = [r for r in sim.control("GET", "/_sim/requests") if r.get("view") == DEMO_APP]
 
         banner(f"table {SCHEMA}.{DEMO_TABLE} after run 2")
         print_table(pg, "flowfinity_demo", DEMO_TABLE)
         banner("summary")
         print(f"run 2 read {sum(counts.values())} records ({counts}); the changes were {changed}")
+        # Meltano runs discovery first: one sample request without a cursor.
+        cursors = [r["cursor"] for r in asked if r["cursor"] is not None]
+        print(
+            f"run 2 asked the {DEMO_APP} view from PreviousLastSubmissionId={cursors[0]} (the "
+            f"stored bookmark less the lookback overlap), then from {cursors[1:]} (the last id "
+            f"received, until nothing new came back): "
+            f"{counts.get(DEMO_TABLE, 0)} records = {len(changed)} changed + "
+            f"{counts.get(DEMO_TABLE, 0) - len(changed)} re-read from the overlap (upserted as is)"
+        )
         print("the deleted record is kept with _sdc_deleted_at set (soft delete)")
         return 0
     except KeyboardInterrupt:

@@ -7,6 +7,7 @@ import typing as t
 from datetime import datetime, timezone
 
 from tap_flowfinity.client import FlowfinityStream
+from tap_flowfinity.errors import UnsortedView
 from tap_flowfinity.schema import DELETED_AT, infer_schema
 from tap_flowfinity.settings import DEFAULT_LOOKBACK, DEFAULT_STATE_MESSAGE_FREQUENCY
 
@@ -60,6 +61,30 @@ class ViewStream(FlowfinityStream):
             return max(int(bookmark) - lookback, 0)
         start = self.config.get("start_last_submission_id")
         return None if start is None else int(start)
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """Read the view; if it turns out unsorted, take back the bookmarks of this run.
+
+        In an unsorted view a large id can come before smaller ones not yet read, so any
+        bookmark this run wrote may be ahead of records never emitted. Re-emitting the
+        run's starting bookmark makes the target store that one instead: the next run
+        re-reads, and fails again until the view is sorted, rather than skipping records.
+        """
+        try:
+            yield from super().get_records(context)
+        except UnsortedView:
+            self._rewind_bookmark(context)
+            raise
+
+    def _rewind_bookmark(self, context: Context | None) -> None:
+        state = self.get_context_state(context)
+        starting = self.get_starting_replication_key_value(context)
+        if starting is None:
+            state.pop("replication_key_value", None)
+        else:
+            state["replication_key_value"] = int(starting)
+        self.state_manager.is_flushed = False
+        self._write_state_message()
 
     def _increment_stream_state(
         self, latest_record: dict[str, t.Any], *, context: Context | None = None

@@ -11,7 +11,6 @@ from singer_sdk import Tap
 from singer_sdk.exceptions import RetriableAPIError
 
 from tap_flowfinity.errors import FlowfinityError
-
 from tap_flowfinity.settings import CONFIG_SCHEMA, resolve_views
 from tap_flowfinity.streams import ViewStream
 
@@ -38,7 +37,6 @@ class TapFlowfinity(Tap):
         entry = self.input_catalog.get_stream(stream_name) if self.input_catalog else None
         return entry.schema.to_dict() if entry else None
 
-
     @classmethod
     def get_singer_command(cls) -> click.Command:
         """The SDK's CLI, reporting our failures as the one line a scheduler shows.
@@ -53,7 +51,7 @@ class TapFlowfinity(Tap):
         def report(exc_type: type[BaseException], exc: BaseException, tb: t.Any) -> None:
             if isinstance(exc, (FlowfinityError, RetriableAPIError)):
                 cls.logger.debug("Traceback of the failure below", exc_info=(exc_type, exc, tb))
-                print(f"tap-flowfinity: error: {exc}", file=sys.stderr, flush=True)  # noqa: T201
+                print(f"tap-flowfinity: error: {exc}", file=sys.stderr, flush=True)
                 logging.shutdown()
                 return
             report_other(exc_type, exc, tb)
