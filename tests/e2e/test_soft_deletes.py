@@ -1,0 +1,51 @@
+"""Deletes as Flowfinity models them: a transition to "Deleted", loaded as a soft delete.
+
+Proves end to end (meltano run into PostgreSQL): the row stays with `_sdc_deleted_at` set,
+a restore clears it, and the table keeps matching the simulator's truth.
+"""
+
+from __future__ import annotations
+
+from tests.e2e.helpers import assert_table_matches_truth, table_rows
+from tests.harness.meltano import run_job
+
+LEADS = "leads"
+
+
+def live_count(postgres, dbname):
+    sql = f"select count(*) from flowfinity.{LEADS} where _sdc_deleted_at is null"
+    return int(postgres.query(sql, dbname)[0][0])
+
+
+def test_delete_is_flagged_and_restore_unflags(simulator, meltano_env, postgres, pg_database):
+    run_job(meltano_env)
+    victim = sorted(simulator.truth(LEADS))[0]
+    simulator.advance_counter(5000)
+    simulator.delete(LEADS, victim)
+    run_job(meltano_env)
+
+    row = table_rows(postgres, pg_database, LEADS)[victim]
+    assert row["State"] == "Deleted"
+    assert row["_sdc_deleted_at"] is not None
+    assert live_count(postgres, pg_database) == len(simulator.truth(LEADS)) - 1
+    assert_table_matches_truth(postgres, pg_database, simulator, LEADS)
+
+    simulator.advance_counter(5000)
+    simulator.restore(LEADS, victim)
+    run_job(meltano_env)
+
+    row = table_rows(postgres, pg_database, LEADS)[victim]
+    assert row["State"] == "Open"
+    assert row["_sdc_deleted_at"] is None
+    assert live_count(postgres, pg_database) == len(simulator.truth(LEADS))
+    assert_table_matches_truth(postgres, pg_database, simulator, LEADS)
+
+
+def test_record_created_and_deleted_between_runs(simulator, meltano_env, postgres, pg_database):
+    run_job(meltano_env)
+    created = simulator.create(LEADS, {"Company": "Short Lived"})
+    simulator.delete(LEADS, created["RecordID"])
+    run_job(meltano_env)
+    row = table_rows(postgres, pg_database, LEADS)[created["RecordID"]]
+    assert row["Company"] == "Short Lived"
+    assert row["_sdc_deleted_at"] is not None
