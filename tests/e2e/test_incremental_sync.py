@@ -81,3 +81,18 @@ def test_a_run_with_nothing_new_changes_nothing(simulator, meltano_env, postgres
     run_job(meltano_env)
     assert get_bookmarks(env=meltano_env) == before
     assert source_columns(table_rows(postgres, pg_database, LEADS)) == rows_before
+
+
+def test_a_server_that_caps_responses_still_delivers_everything(
+    simulator, meltano_env, postgres, pg_database
+):
+    simulator.max_records_per_response = 7
+    run_job(meltano_env)
+    for key in simulator.view_keys():
+        assert_table_matches_truth(postgres, pg_database, simulator, key)
+        ids = sorted(int(r["lastSubmissionId"]) for r in simulator.truth(key).values())
+        pages = [None, *ids[6::7]]
+        expected = [c for c in pages if c is not None]
+        if ids[-1] not in expected:
+            expected.append(ids[-1])
+        assert sync_cursors(simulator, key) == expected, "each page asks from the last id received"

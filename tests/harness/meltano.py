@@ -191,11 +191,16 @@ def list_state_ids(env: MeltanoEnv | Mapping[str, str] | None = None) -> list[st
 
 
 def plugins_installed() -> bool:
-    """Whether `meltano install` has created both plugin executables in .meltano/."""
+    """Whether `meltano install` has created every plugin executable in .meltano/."""
     base = REPO_ROOT / ".meltano"
-    return (base / "extractors/tap-flowfinity/venv/bin/tap-flowfinity").exists() and (
-        base / "loaders/target-postgres/venv/bin/target-postgres"
-    ).exists()
+    return all(
+        (base / path).exists()
+        for path in (
+            "extractors/tap-flowfinity/venv/bin/tap-flowfinity",
+            "loaders/target-postgres/venv/bin/target-postgres",
+            "loaders/target-jsonl/venv/bin/target-jsonl",
+        )
+    )
 
 
 def ensure_installed(timeout: float = DEFAULT_TIMEOUT_S) -> None:
