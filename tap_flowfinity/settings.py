@@ -33,44 +33,61 @@ DEFAULT_MAX_RETRY_SECONDS = 600
 
 VIEW_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
-_PER_VIEW_SETTINGS = th.PropertiesList(
-    th.Property(
+# Settings a view can override: (name, type, title, description, tap-wide default).
+_OVERRIDABLE: tuple[tuple[str, t.Any, str, str, t.Any], ...] = (
+    (
         "cursor_field",
         th.StringType,
-        title="Cursor field",
-        description="Record field holding the submission id (default: lastSubmissionId).",
+        "Cursor field",
+        "Record field holding the submission id.",
+        DEFAULT_CURSOR_FIELD,
     ),
-    th.Property(
+    (
         "cursor_parameter",
         th.StringType,
-        title="Cursor parameter",
-        description=(
-            "View parameter that receives the last processed submission id "
-            "(default: PreviousLastSubmissionId)."
-        ),
+        "Cursor parameter",
+        "View parameter that receives the last processed submission id.",
+        DEFAULT_CURSOR_PARAMETER,
     ),
-    th.Property(
+    (
         "state_field",
         th.StringType,
-        title="State field",
-        description="Record field holding the workflow state name (default: State).",
+        "State field",
+        "Record field holding the workflow state name.",
+        DEFAULT_STATE_FIELD,
     ),
-    th.Property(
+    (
         "deleted_states",
         th.ArrayType(th.StringType),
-        title="Deleted states",
-        description='Workflow state names that mean "deleted" (default: ["Deleted"]).',
+        "Deleted states",
+        'Workflow state names that mean "deleted".',
+        list(DEFAULT_DELETED_STATES),
     ),
-    th.Property(
+    (
         "deleted_at_field",
         th.StringType,
-        title="Deleted-at field",
-        description=(
-            "Record field to take `_sdc_deleted_at` from (a date-time). When unset, "
-            "`_sdc_deleted_at` is the UTC time the record was read in a deleted state."
-        ),
+        "Deleted-at field",
+        "Record field to take `_sdc_deleted_at` from (a date-time). When unset, "
+        "`_sdc_deleted_at` is the UTC time the record was read in a deleted state.",
+        None,
     ),
 )
+
+
+def _overridable_settings(*, per_view: bool) -> list[th.Property]:
+    """The tap-wide declaration (with its default) or the per-view one (falls back to it)."""
+    suffix = " Falls back to the tap-wide setting." if per_view else " Override per view."
+    return [
+        th.Property(
+            name,
+            kind,
+            default=None if per_view else default,
+            title=title,
+            description=description + suffix,
+        )
+        for name, kind, title, description, default in _OVERRIDABLE
+    ]
+
 
 CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
     th.Property(
@@ -123,52 +140,14 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
                         "this view's fields, by field name."
                     ),
                 ),
-                *_PER_VIEW_SETTINGS.wrapped.values(),
+                *_overridable_settings(per_view=True),
             ),
         ),
         required=True,
         title="Views",
         description="The synchronization views to sync: one Singer stream per item.",
     ),
-    th.Property(
-        "cursor_field",
-        th.StringType,
-        default=DEFAULT_CURSOR_FIELD,
-        title="Cursor field",
-        description="Record field holding the submission id (override per view).",
-    ),
-    th.Property(
-        "cursor_parameter",
-        th.StringType,
-        default=DEFAULT_CURSOR_PARAMETER,
-        title="Cursor parameter",
-        description=(
-            "View parameter that receives the last processed submission id (override per view)."
-        ),
-    ),
-    th.Property(
-        "state_field",
-        th.StringType,
-        default=DEFAULT_STATE_FIELD,
-        title="State field",
-        description="Record field holding the workflow state name (override per view).",
-    ),
-    th.Property(
-        "deleted_states",
-        th.ArrayType(th.StringType),
-        default=list(DEFAULT_DELETED_STATES),
-        title="Deleted states",
-        description='Workflow state names that mean "deleted" (override per view).',
-    ),
-    th.Property(
-        "deleted_at_field",
-        th.StringType,
-        title="Deleted-at field",
-        description=(
-            "Record field to take `_sdc_deleted_at` from (override per view). When unset, "
-            "`_sdc_deleted_at` is the UTC time the record was read in a deleted state."
-        ),
-    ),
+    *_overridable_settings(per_view=False),
     th.Property(
         "start_last_submission_id",
         th.IntegerType,
