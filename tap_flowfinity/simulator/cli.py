@@ -2,7 +2,8 @@
 
 Prints one JSON line when ready ({"base_url", "views", "operations"}), also written to
 --ready-file, and serves until SIGTERM or Ctrl-C. The password comes from
-FLOWFINITY_SIM_PASSWORD or --password and is never printed.
+FLOWFINITY_SIM_PASSWORD or --password and is never printed. The endpoints, including the
+control API under /_sim/, are documented in tap_flowfinity/simulator/service.py.
 """
 
 from __future__ import annotations
@@ -15,23 +16,48 @@ import sys
 import threading
 from pathlib import Path
 
-from tap_flowfinity.simulator.service import Simulator
+from tap_flowfinity.simulator.service import LOOPBACK_HOSTS, Simulator
+
+DEFAULT_PASSWORD = "dev-simulator-password"  # meltano.yml's dev environment uses it
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flowfinity-simulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (loopback by default)")
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument("--username", default="integration")
+    parser.add_argument(
+        "--password",
+        default=None,
+        help=f"else $FLOWFINITY_SIM_PASSWORD, else {DEFAULT_PASSWORD!r}",
+    )
+    parser.add_argument("--demo-records", type=int, default=25, help="demo records per app")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--synthetic", type=int, default=0, help="serve N generated leads")
+    parser.add_argument("--max-records-per-response", type=int, default=0, help="0: no cap")
+    parser.add_argument(
+        "--framing",
+        choices=["auto", "length", "chunked", "close"],
+        default="auto",
+        help="how view responses are delimited",
+    )
+    parser.add_argument("--cursor-parameter", default="PreviousLastSubmissionId")
+    parser.add_argument("--ready-file", type=Path, default=None)
+    parser.add_argument(
+        "--allow-remote", action="store_true", help="allow a non-loopback --host (no TLS!)"
+    )
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="flowfinity-simulator", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--username", default="integration")
-    parser.add_argument("--password", default=None)
-    parser.add_argument("--demo-records", type=int, default=25)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--synthetic", type=int, default=0, help="serve N generated leads")
-    parser.add_argument("--max-records-per-response", type=int, default=0)
-    parser.add_argument("--ready-file", type=Path, default=None)
-    parser.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host")
-    args = parser.parse_args(argv)
-    password = args.password or os.environ.get("FLOWFINITY_SIM_PASSWORD", "dev-simulator-password")
+    args = build_parser().parse_args(argv)
+    password = args.password or os.environ.get("FLOWFINITY_SIM_PASSWORD") or DEFAULT_PASSWORD
+    if args.host not in LOOPBACK_HOSTS and args.allow_remote:
+        print(
+            f"flowfinity-simulator: WARNING: serving on {args.host}, beyond this machine, "
+            "over plain HTTP, with an unauthenticated control API",
+            file=sys.stderr,
+        )
     try:
         sim = Simulator(
             username=args.username,
@@ -42,20 +68,26 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             synthetic=args.synthetic,
             max_records_per_response=args.max_records_per_response,
+            cursor_parameter=args.cursor_parameter,
             allow_remote=args.allow_remote,
+            framing=args.framing,
         )
         sim.start()
     except (ValueError, OSError) as exc:
         print(f"flowfinity-simulator: error: {exc}", file=sys.stderr)
         return 2
-    ready = json.dumps(sim.info())
-    if args.ready_file:
-        args.ready_file.write_text(ready + "\n")
-    print(ready, flush=True)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
+    ready = json.dumps(sim.info())
+    if args.ready_file:
+        # Written whole then renamed, so a poller never reads half a line.
+        partial = args.ready_file.with_name(args.ready_file.name + ".tmp")
+        partial.write_text(ready + "\n")
+        partial.replace(args.ready_file)
+    print(ready, flush=True)
+    while not stop.wait(0.5):  # a timed wait keeps signal handling prompt on every platform
+        pass
     sim.stop()
     return 0
 

@@ -3,7 +3,8 @@
 Every create, update or state change anywhere on the site takes the next `lastSubmissionId`,
 which is what makes a "greater than the last id processed" query a complete change feed.
 A submission can also be *held*: its id is taken now but it becomes visible only when
-released, which reproduces the race a strict "greater than" cursor loses records to.
+released (by hand, or after a number of view reads), which reproduces the race a strict
+"greater than" cursor loses records to.
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ import threading
 import typing as t
 from dataclasses import dataclass, field
 
+from tap_flowfinity.simulator.synthetic import SyntheticRecords
+
 FIRST_SUBMISSION_ID = 18_734_000
 DEFAULT_STATE = "Open"
 DELETED_STATE = "Deleted"
+
+Record = dict[str, t.Any]
 
 
 @dataclass
@@ -26,9 +31,9 @@ class App:
     view_key: str
     name: str
     view_name: str
-    fields: t.Callable[[int], dict[str, t.Any]]
-    records: dict[str, dict[str, t.Any]] = field(default_factory=dict)
-    synthetic: t.Any = None  # a SyntheticRecords serving a large read-only history
+    fields: t.Callable[[int], Record]
+    records: dict[str, Record] = field(default_factory=dict)
+    synthetic: SyntheticRecords | None = None  # a large read-only history, rendered lazily
     next_record_number: int = 227_500
 
     @property
@@ -40,17 +45,50 @@ class App:
         return f"/Flowfinity/api/rest/v1/{self.name}/operations"
 
 
-@dataclass
+@dataclass(eq=False)
 class Held:
-    """A submission whose id is taken but which readers cannot see yet."""
+    """A submission whose id is taken but which readers cannot see yet.
+
+    Use it as a context manager (`with sim.hold("leads") as h: ...` releases on exit) or call
+    `release()` / `commit()`. `reads_left` None means only a manual release makes it visible.
+    """
 
     store: Store
     view_key: str
-    record: dict[str, t.Any]
+    record: Record
+    handle: int = 0
+    reads_left: int | None = None
+    released: bool = False
 
-    def release(self) -> dict[str, t.Any]:
+    @property
+    def submission_id(self) -> int:
+        return int(self.record["lastSubmissionId"])
+
+    @property
+    def record_id(self) -> str:
+        return str(self.record["RecordID"])
+
+    def release(self) -> Record:
         """Make the submission visible, with the (now old) id it was given when it started."""
-        return self.store._commit(self.view_key, self.record)
+        return self.store.release(self)
+
+    commit = release
+
+    def to_json(self) -> dict[str, t.Any]:
+        return {
+            "hold": self.handle,
+            "view": self.view_key,
+            "reads_left": self.reads_left,
+            "released": self.released,
+            "record": copy.deepcopy(self.record),
+        }
+
+    def __enter__(self) -> Held:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.released:
+            self.release()
 
 
 class Store:
@@ -60,7 +98,9 @@ class Store:
         self._lock = threading.RLock()
         self._counter = first_submission_id
         self.apps: dict[str, App] = {}
-        self._transactions: dict[str, dict[str, t.Any]] = {}
+        self._transactions: dict[str, Record] = {}
+        self._held: dict[int, Held] = {}
+        self._handles = itertools.count(1)
 
     def add_app(self, app: App) -> None:
         with self._lock:
@@ -89,74 +129,123 @@ class Store:
     def counter(self) -> int:
         return self._counter
 
-    # Writes
+    # Writes. `hold` is False (visible now), True (until released by hand) or a number of
+    # view reads of this app after which the submission becomes visible by itself.
 
     def create(
-        self, view_key: str, fields: dict[str, t.Any] | None = None, *, hold: bool = False
+        self, view_key: str, fields: Record | None = None, *, hold: bool | int = False
     ) -> t.Any:
-        """A new record (RecordID null in Flowfinity's operation); `hold` delays visibility."""
+        """A new record (RecordID null in Flowfinity's operation)."""
         with self._lock:
             app = self.app(view_key)
             app.next_record_number += 1
             number = app.next_record_number
             record = app.fields(number)
-            record.update(fields or {})
+            record.update(copy.deepcopy(fields or {}))
             record["RecordID"] = f"{number:09d}"
             record.setdefault("State", DEFAULT_STATE)
             return self._submit(view_key, record, hold=hold)
 
     def update(
-        self, view_key: str, record_id: str, fields: dict[str, t.Any], *, hold: bool = False
+        self, view_key: str, record_id: str, fields: Record, *, hold: bool | int = False
     ) -> t.Any:
         with self._lock:
             record = copy.deepcopy(self._current(view_key, record_id))
-            record.update(fields)
+            record.update(copy.deepcopy(fields))
+            record["RecordID"] = record_id
             return self._submit(view_key, record, hold=hold)
 
-    def set_state(self, view_key: str, record_id: str, state: str) -> dict[str, t.Any]:
-        return t.cast(dict, self.update(view_key, record_id, {"State": state}))
+    def set_state(
+        self, view_key: str, record_id: str, state: str, *, hold: bool | int = False
+    ) -> t.Any:
+        return self.update(view_key, record_id, {"State": state}, hold=hold)
 
-    def delete(self, view_key: str, record_id: str) -> dict[str, t.Any]:
+    def delete(self, view_key: str, record_id: str, *, hold: bool | int = False) -> t.Any:
         """Flowfinity's recipe: deleting is a transition to the state named Deleted."""
-        return self.set_state(view_key, record_id, DELETED_STATE)
+        return self.set_state(view_key, record_id, DELETED_STATE, hold=hold)
 
-    def restore(self, view_key: str, record_id: str) -> dict[str, t.Any]:
-        return self.set_state(view_key, record_id, DEFAULT_STATE)
+    def restore(self, view_key: str, record_id: str, *, hold: bool | int = False) -> t.Any:
+        return self.set_state(view_key, record_id, DEFAULT_STATE, hold=hold)
 
     def remember_transaction(
-        self, transaction_id: str, apply: t.Callable[[], dict[str, t.Any]]
-    ) -> tuple[dict[str, t.Any], bool]:
+        self, transaction_id: str, apply: t.Callable[[], Record]
+    ) -> tuple[Record, bool]:
         """Apply an operation once per ExternalTransactionId; a repeat returns the first result."""
         with self._lock:
             if transaction_id in self._transactions:
-                return self._transactions[transaction_id], False
+                return copy.deepcopy(self._transactions[transaction_id]), False
             result = apply()
-            self._transactions[transaction_id] = result
+            self._transactions[transaction_id] = copy.deepcopy(result)
             return result, True
 
-    def _current(self, view_key: str, record_id: str) -> dict[str, t.Any]:
+    def _current(self, view_key: str, record_id: str) -> Record:
         app = self.app(view_key)
         if record_id in app.records:
             return app.records[record_id]
         if app.synthetic is not None and (found := app.synthetic.get(record_id)) is not None:
-            return t.cast(dict, found)
+            return found
         raise KeyError(f"no record {record_id!r} in view {view_key!r}")
 
-    def _submit(self, view_key: str, record: dict[str, t.Any], *, hold: bool) -> t.Any:
+    def _submit(self, view_key: str, record: Record, *, hold: bool | int) -> t.Any:
         record["lastSubmissionId"] = str(self.next_submission_id())
-        if hold:
-            return Held(self, view_key, record)
-        return self._commit(view_key, record)
+        if hold is False:
+            return self._commit(view_key, record)
+        reads = None if hold is True else int(hold)
+        held = Held(self, view_key, record, handle=next(self._handles), reads_left=reads)
+        self._held[held.handle] = held
+        return held
 
-    def _commit(self, view_key: str, record: dict[str, t.Any]) -> dict[str, t.Any]:
+    def _commit(self, view_key: str, record: Record) -> Record:
+        """Store a version, unless a newer one got there first (a held one released late)."""
         with self._lock:
-            self.app(view_key).records[record["RecordID"]] = record
+            records = self.app(view_key).records
+            current = records.get(record["RecordID"])
+            if current is None or int(current["lastSubmissionId"]) < int(
+                record["lastSubmissionId"]
+            ):
+                records[record["RecordID"]] = record
             return copy.deepcopy(record)
+
+    # Held submissions
+
+    def release(self, held: Held) -> Record:
+        with self._lock:
+            if held.released:
+                return copy.deepcopy(held.record)
+            held.released = True
+            self._held.pop(held.handle, None)
+            return self._commit(held.view_key, held.record)
+
+    def held(self, handle: int | None = None) -> list[Held]:
+        with self._lock:
+            if handle is not None:
+                return [self._held[handle]] if handle in self._held else []
+            return list(self._held.values())
+
+    def _count_read(self, view_key: str) -> None:
+        """A view read went by: submissions held for a number of reads get closer to visible."""
+        for held in list(self._held.values()):
+            if held.view_key == view_key and held.reads_left is not None:
+                held.reads_left -= 1
+                if held.reads_left <= 0:
+                    self.release(held)
 
     # Reads
 
-    def visible_after(self, view_key: str, after: int | None) -> list[dict[str, t.Any]]:
-        """The view's records with a larger id than `after` (all when None), ascending."""
+    def read_view(self, view_key: str) -> tuple[list[Record], SyntheticRecords | None]:
+        """One view read: the visible written records ascending, and the synthetic history.
+
+        Counts as a read for submissions held for a number of reads, after the snapshot, so a
+        submission held for M reads is missing from exactly the next M reads.
+        """
+        with self._lock:
+            app = self.app(view_key)
+            rows = sorted(app.records.values(), key=lambda r: int(r["lastSubmissionId"]))
+            self._count_read(view_key)
+            return rows, app.synthetic
+
+    def visible_after(self, view_key: str, after: int | None) -> list[Record]:
+        """The view's written records with a larger id than `after` (all when None), ascending."""
         with self._lock:
             app = self.app(view_key)
             rows = [
@@ -165,13 +254,13 @@ class Store:
                 if after is None or int(r["lastSubmissionId"]) > after
             ]
             rows.sort(key=lambda r: int(r["lastSubmissionId"]))
-            return [dict(r) for r in rows]
+            return copy.deepcopy(rows)
 
-    def truth(self, view_key: str) -> dict[str, dict[str, t.Any]]:
+    def truth(self, view_key: str) -> dict[str, Record]:
         """Every visible record at its latest version, by RecordID."""
         with self._lock:
             app = self.app(view_key)
-            result: dict[str, dict[str, t.Any]] = {}
+            result: dict[str, Record] = {}
             if app.synthetic is not None:
                 for record in app.synthetic.iter_from(None):
                     result[record["RecordID"]] = record

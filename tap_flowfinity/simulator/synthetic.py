@@ -1,8 +1,9 @@
 """A large, read-only Lead Registration history generated from record indexes, for benchmarks.
 
 Nothing is held in memory per record: record i has RecordID i+1 and submission id first_id+i,
-and its JSON is rendered from a template as the response is written, so a million-record
-first sync costs the simulator no more memory than a ten-record one.
+and its JSON is rendered from a template while the response is written, so a million-record
+first sync costs the simulator no more memory than a ten-record one. Because the ids are an
+arithmetic sequence, the cursor filter is a subtraction rather than a scan.
 """
 
 from __future__ import annotations
@@ -13,17 +14,18 @@ import typing as t
 INDUSTRIES = ("Energy", "Retail", "Finance", "Healthcare", "Manufacturing")
 RATINGS = ("Hot", "Warm", "Cold")
 
+# Positional %-formatting: about twice as fast as a dict template, which matters at 1M rows.
 _TEMPLATE = (
-    '{"BusinessPhone": "555-%(phone)04d", "CallbackRequested": {"Selection": ["Yes"]}, '
-    '"Company": "Company %(company)d", "EmailAddress": "lead%(number)d@example.com", '
-    '"EmployeeCount": "%(employees)d", "FirstContact": "2020-09-%(day)02dT00:00:00.000", '
-    '"FirstName": "John", "Industry": {"Selection": "%(industry)s"}, "LastName": "Smith", '
+    '{"BusinessPhone": "555-%04d", "CallbackRequested": {"Selection": ["Yes"]}, '
+    '"Company": "Company %d", "EmailAddress": "lead%d@example.com", '
+    '"EmployeeCount": "%d", "FirstContact": "2020-09-%02dT00:00:00.000", '
+    '"FirstName": "John", "Industry": {"Selection": "%s"}, "LastName": "Smith", '
     '"MobilePhone": "555-8888", "Probability": {"Selection": "50-80%%"}, '
-    '"Rating": {"Selection": "%(rating)s"}, '
+    '"Rating": {"Selection": "%s"}, '
     '"Summary": "Interested in the product. Get in touch in 2 weeks.", '
-    '"TotalValue": "%(value)d", "RecordID": "%(number)09d", "CreatedBy": "Mike Smith", '
-    '"CreatedOn": "2020-09-%(day)02dT04:37:30.000", "State": "Open", '
-    '"lastSubmissionId": "%(submission)d"}'
+    '"TotalValue": "%d", "RecordID": "%09d", "CreatedBy": "Mike Smith", '
+    '"CreatedOn": "2020-09-%02dT04:37:30.000", "State": "Open", '
+    '"lastSubmissionId": "%d"}'
 )
 
 
@@ -38,18 +40,21 @@ class SyntheticRecords:
     def last_id(self) -> int:
         return self.first_id + self.count - 1
 
-    def _render(self, index: int) -> str:
-        return _TEMPLATE % {
-            "number": index + 1,
-            "phone": index % 10_000,
-            "company": index % 997,
-            "employees": 1 + index % 5000,
-            "day": 1 + index % 28,
-            "industry": INDUSTRIES[index % 5],
-            "rating": RATINGS[index % 3],
-            "value": 10 + index % 100_000,
-            "submission": self.first_id + index,
-        }
+    def render(self, index: int) -> str:
+        day = 1 + index % 28
+        return _TEMPLATE % (
+            index % 10_000,
+            index % 997,
+            index + 1,
+            1 + index % 5000,
+            day,
+            INDUSTRIES[index % 5],
+            RATINGS[index % 3],
+            10 + index % 100_000,
+            index + 1,
+            day,
+            self.first_id + index,
+        )
 
     def first_index_after(self, after: int | None) -> int:
         """Index of the first record whose submission id is greater than `after`."""
@@ -57,19 +62,28 @@ class SyntheticRecords:
             return 0
         return min(max(after - self.first_id + 1, 0), self.count)
 
-    def render_from(self, after: int | None, skip: t.Container[str]) -> t.Iterator[tuple[int, str]]:
-        """(submission id, JSON text) of each record after `after`, skipping updated RecordIDs."""
-        for index in range(self.first_index_after(after), self.count):
-            if f"{index + 1:09d}" in skip:
-                continue
-            yield self.first_id + index, self._render(index)
+    def index_of(self, record_id: str) -> int | None:
+        """The index of a synthetic RecordID, or None when it is not one of ours."""
+        if not record_id.isdigit():
+            return None
+        index = int(record_id) - 1
+        return index if 0 <= index < self.count else None
+
+    def render_from(
+        self, after: int | None, skip: t.AbstractSet[int] = frozenset(), *, reverse: bool = False
+    ) -> t.Iterator[str]:
+        """JSON text of each record after `after`; `skip` holds indexes superseded by writes."""
+        indexes = range(self.first_index_after(after), self.count)
+        if reverse:
+            indexes = indexes[::-1]
+        if not skip:
+            render = self.render
+            return map(render, indexes)
+        return (self.render(i) for i in indexes if i not in skip)
 
     def iter_from(self, after: int | None) -> t.Iterator[dict[str, t.Any]]:
-        for index in range(self.first_index_after(after), self.count):
-            yield json.loads(self._render(index))
+        return (json.loads(text) for text in self.render_from(after))
 
     def get(self, record_id: str) -> dict[str, t.Any] | None:
-        index = int(record_id) - 1
-        if 0 <= index < self.count:
-            return t.cast(dict, json.loads(self._render(index)))
-        return None
+        index = self.index_of(record_id)
+        return None if index is None else t.cast(dict, json.loads(self.render(index)))
