@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 # in .meltano/; redo it when the plugin definitions or the tap's dependencies change.
 MELTANO_STAMP := .meltano/.installed-stamp
 
-.PHONY: venv meltano-install demo test lint format clean
+.PHONY: venv meltano-install demo test lint format clean bench bench-quick
 
 venv: $(STAMP)
 
@@ -38,6 +38,13 @@ demo: venv meltano-install
 
 test: venv meltano-install
 	$(BIN)/pytest
+
+# Not part of `make test`: ~10 minutes on 2 CPUs (README "Scaling"). Needs psql on PATH.
+bench: venv meltano-install
+	$(BIN)/python benchmarks/run.py --records 100000 1000000
+
+bench-quick: venv meltano-install
+	$(BIN)/python benchmarks/run.py --quick
 
 clean:
 	rm -rf $(VENV) .meltano .pytest_cache .mypy_cache .ruff_cache

@@ -8,6 +8,7 @@ at once (one extra, empty request) or caps each answer at some count.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import typing as t
 from functools import cached_property
@@ -30,8 +31,10 @@ from tap_flowfinity.errors import (
     ViewNotFound,
 )
 from tap_flowfinity.parsing import iter_records
-from tap_flowfinity.retries import RETRIABLE_ERRORS, RetryBudget
-from tap_flowfinity.settings import ViewSettings
+from tap_flowfinity.progress import Progress
+from tap_flowfinity.retries import RETRIABLE_ERRORS, RetryBudget, describe_failure
+from tap_flowfinity.security import tls_verify
+from tap_flowfinity.settings import DEFAULT_PROGRESS_INTERVAL, ViewSettings
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -48,6 +51,7 @@ class FlowfinityStream(RESTStream[int]):
         super().__init__(tap=tap, name=view.name, schema=schema)
         # Responses are parsed while they arrive, never loaded whole into memory.
         self.requests_session.stream = True
+        self.requests_session.verify = tls_verify(self.config)  # ca_bundle; always verified
 
     @property
     def url_base(self) -> str:
@@ -155,26 +159,30 @@ class FlowfinityStream(RESTStream[int]):
         """
         cursor = self.first_request_cursor(context)
         budget = self._new_retry_budget()
-        with self.get_http_request_counter() as request_counter:
+        progress = self._new_progress(cursor)
+        with self.get_http_request_counter() as request_counter, progress:
             request_counter.with_context(context)
             while True:
                 delivered = 0
                 request_counter.increment()  # attempts, failed ones included
+                progress.request()
                 try:
                     for record in self._read_page(context, cursor):
                         yield record
                         cursor = record[self.view.cursor_field]
+                        progress.record(cursor)
                         delivered += 1
                 except RETRIABLE_ERRORS as exc:
                     if delivered:
                         budget = self._new_retry_budget()
                     waited = budget.wait_before_retry(exc)
+                    progress.retry()
                     self.log(
                         "Retrying view %r from %s=%s after %s (waited %.1fs, retry %d)",
                         self.name,
                         self.view.cursor_parameter,
                         cursor,
-                        type(exc).__name__,
+                        describe_failure(exc),
                         waited,
                         budget.retries,
                         level=logging.WARNING,
@@ -183,6 +191,39 @@ class FlowfinityStream(RESTStream[int]):
                 if not delivered:
                     return
                 budget = self._new_retry_budget()
+
+    def sample_records(self, size: int) -> list[dict]:
+        """The view's first `size` records (for discovery), with the sync's retry policy.
+
+        A transient failure while discovering must not fail the run any more than one while
+        syncing: `meltano run` discovers before every sync.
+        """
+        budget = self._new_retry_budget()
+        while True:
+            records = self._read_page(None, None)
+            try:
+                return list(itertools.islice(records, size))
+            except RETRIABLE_ERRORS as exc:
+                waited = budget.wait_before_retry(exc)
+                self.log(
+                    "Retrying discovery of view %r after %s (waited %.1fs, retry %d)",
+                    self.name,
+                    describe_failure(exc),
+                    waited,
+                    budget.retries,
+                    level=logging.WARNING,
+                )
+            finally:
+                records.close()  # type: ignore[attr-defined]
+
+    def _new_progress(self, start: int | None) -> Progress:
+        return Progress(
+            self.logger,
+            self.name,
+            self.view.cursor_field,
+            start,
+            float(self.config.get("progress_interval", DEFAULT_PROGRESS_INTERVAL)),
+        )
 
     def _new_retry_budget(self) -> RetryBudget:
         return RetryBudget(

@@ -17,7 +17,7 @@ import backoff
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
-from tap_flowfinity.errors import RetriesExhausted
+from tap_flowfinity.errors import FlowfinityError, RetriesExhausted
 from tap_flowfinity.parsing import BODY_READ_ERRORS
 
 RETRIABLE_ERRORS: tuple[type[BaseException], ...] = (RetriableAPIError, *BODY_READ_ERRORS)
@@ -50,8 +50,77 @@ def describe_failure(exc: BaseException) -> str:
     if isinstance(exc, RetriableAPIError) and response is not None:
         return f"HTTP {response.status_code}"
     if isinstance(exc, RetriableAPIError):
-        return str(exc)
+        text = str(exc)  # "view 'name': what happened": the view is named by the caller
+        return text.split("': ", 1)[1] if text.startswith("view '") and "': " in text else text
+    return network_problem(exc) or type(exc).__name__
+
+
+def retry_fix(exc: BaseException) -> str:
+    """What to do when a transient failure outlasted the retries."""
+    response = getattr(exc, "response", None)
+    if isinstance(exc, RetriableAPIError) and response is not None:
+        return (
+            f"Flowfinity kept answering HTTP {response.status_code}: try again later, or "
+            "raise max_retries / max_retry_seconds"
+        )
+    if isinstance(exc, requests.exceptions.Timeout):
+        return (
+            "check that Flowfinity is reachable from here, or raise request_timeout "
+            "(and max_retries / max_retry_seconds)"
+        )
+    if isinstance(exc, RetriableAPIError):  # the body was cut off
+        return (
+            "a network, proxy or server problem keeps cutting the response: check them, or "
+            "raise max_retries / max_retry_seconds"
+        )
+    return (
+        "check the host and port in views[].url and that Flowfinity is reachable from here "
+        "(DNS, firewall, proxy), or raise max_retries / max_retry_seconds"
+    )
+
+
+def network_problem(exc: BaseException) -> str | None:
+    """Name the cause of a failed connection the way an operator can act on it."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"TLS failed ({_innermost_reason(exc)})"
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "no connection within request_timeout"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return "the server sent nothing for request_timeout seconds"
+    text = str(exc)
+    if "Connection refused" in text:
+        return "connection refused (nothing listens at that host and port)"
+    if "Failed to resolve" in text or "Name or service not known" in text:
+        return "the host name does not resolve (DNS)"
+    if isinstance(exc, (requests.exceptions.ConnectionError, ConnectionError)):
+        return f"connection failed ({type(exc).__name__})"
+    return None
+
+
+def _innermost_reason(exc: BaseException) -> str:
+    """The deepest readable reason of a requests/urllib3 TLS error, e.g. the verify failure."""
+    text = str(exc)
+    for marker in ("certificate verify failed", "wrong version number", "hostname mismatch"):
+        start = text.find(marker)
+        if start >= 0:
+            ends = [i for i in (text.find(" (", start), text.find(")", start)) if i > 0]
+            return text[start : min(ends) if ends else None]
     return type(exc).__name__
+
+
+def tls_error(view: str, exc: BaseException) -> FlowfinityError | None:
+    """A TLS failure is a setup problem, not a transient one: fail at once, with the fix."""
+    if not isinstance(exc, requests.exceptions.SSLError):
+        return None
+    reason = _innermost_reason(exc)
+    if "version number" in reason.lower():
+        fix = "the server does not speak TLS on that port: check the scheme and port of views[].url"
+    else:
+        fix = (
+            "if the site uses a private CA or a TLS-inspecting proxy, set ca_bundle to its "
+            "PEM file; otherwise check the host name in views[].url"
+        )
+    return FlowfinityError(view, f"TLS failed: {reason}", fix)
 
 
 @dataclass
@@ -81,6 +150,9 @@ class RetryBudget:
         A server's `Retry-After` is honoured as given (never shortened by jitter); otherwise
         the wait is exponential with full jitter so that many workers do not retry in step.
         """
+        fatal = tls_error(self.view, exc)
+        if fatal is not None:
+            raise fatal from None
         elapsed = time.monotonic() - self.started
         hinted = retry_after_seconds(getattr(exc, "response", None))
         wait = hinted if hinted is not None else backoff.full_jitter(next(self._waits))
@@ -89,8 +161,7 @@ class RetryBudget:
                 self.view,
                 f"gave up after {self.retries + 1} attempts in {elapsed:.0f}s; "
                 f"last failure: {describe_failure(exc)}",
-                "check that Flowfinity is reachable from here, or raise max_retries / "
-                "max_retry_seconds",
+                retry_fix(exc),
             ) from None
         self.retries += 1
         self.sleep(wait)

@@ -1,22 +1,33 @@
 """Stream schemas: fixed types for Flowfinity's system fields, inferred types for the rest.
 
 Discovery reads a sample of the view (the oldest records, since the view is sorted by
-submission id) and keeps every field it saw. The view's settings can override any field's
-schema, which is how a designer states what the sample cannot show.
+submission id) and keeps every field it saw. Only what the values show without guessing is
+typed from the sample (a choice is text or an array of text; JSON numbers and booleans keep
+their type); text stays text unless `views[].field_types` declares a type, and
+`views[].schema` can override any field's JSON schema outright.
+
+The output depends only on the set of fields and values sampled, not on their order, so
+`--discover` of an unchanged view prints the same catalog every time.
 """
 
 from __future__ import annotations
 
 import typing as t
-from decimal import Decimal
 
+from tap_flowfinity.fieldtypes import (
+    KEEP_RAW,
+    RAW_PROPERTY,
+    RAW_SUFFIX,
+    STRICT_KINDS,
+    infer_property,
+    property_for_kind,
+    shape_of,
+)
 from tap_flowfinity.settings import ViewSettings
 
 DELETED_AT = "_sdc_deleted_at"
 
 NULLABLE_DATETIME: dict[str, t.Any] = {"type": ["string", "null"], "format": "date-time"}
-# No "type": whatever JSON arrives is kept as it arrived (target-postgres stores it as JSONB).
-ANY_JSON: dict[str, t.Any] = {}
 
 
 def system_properties(view: ViewSettings) -> dict[str, dict[str, t.Any]]:
@@ -26,52 +37,49 @@ def system_properties(view: ViewSettings) -> dict[str, dict[str, t.Any]]:
         view.cursor_field: {"type": ["integer"]},
         view.state_field: {"type": ["string", "null"]},
         "CreatedBy": {"type": ["string", "null"]},
-        "CreatedOn": NULLABLE_DATETIME,
-        DELETED_AT: NULLABLE_DATETIME,
+        "CreatedOn": dict(NULLABLE_DATETIME),
+        DELETED_AT: dict(NULLABLE_DATETIME),
     }
 
 
-def json_type_of(value: t.Any) -> str:
-    """The JSON schema type name of a parsed JSON value."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, (float, Decimal)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
+def declared_properties(view: ViewSettings) -> dict[str, dict[str, t.Any]]:
+    """The columns `field_types` declares, each with its `__raw` side column when it can misfit.
+
+    Declared fields are in the schema even when the sample lacks them, and their side column
+    exists from the first sync, so queries on it never depend on whether a bad value came.
+    """
+    properties: dict[str, dict[str, t.Any]] = {}
+    for name in sorted(view.field_types):
+        kind = view.field_types[name]
+        properties[name] = property_for_kind(kind)
+        if kind in STRICT_KINDS and view.on_type_error == KEEP_RAW:
+            properties[name + RAW_SUFFIX] = dict(RAW_PROPERTY)
+    return properties
 
 
-def property_schema(seen_types: set[str]) -> dict[str, t.Any]:
-    """The narrowest schema that accepts every value seen (and null, which may come later)."""
-    types = seen_types - {"null"}
-    if types == {"integer", "number"}:
-        types = {"number"}
-    if len(types) != 1:
-        return dict(ANY_JSON)
-    (only,) = types
-    if only == "array":  # no "items": target-postgres then stores the array as JSONB
-        return {"type": ["array", "null"]}
-    if only == "object":
-        return {"type": ["object", "null"], "additionalProperties": True}
-    return {"type": [only, "null"]}
+def property_for_values(
+    view: ViewSettings, name: str, values: t.Iterable[t.Any]
+) -> dict[str, t.Any]:
+    """The schema of a field from values seen: the declared type, else the inferred one."""
+    if name in view.schema_overrides:
+        return dict(view.schema_overrides[name])
+    if name in view.field_types:
+        return property_for_kind(view.field_types[name])
+    flatten = view.flatten_selections
+    return infer_property({shape_of(value, flatten=flatten) for value in values})
 
 
 def infer_schema(view: ViewSettings, sample: t.Iterable[dict[str, t.Any]]) -> dict[str, t.Any]:
     """Build the stream schema from a sample of records: nothing seen in it is dropped."""
-    seen: dict[str, set[str]] = {}
+    seen: dict[str, set[str | None]] = {}
+    flatten = view.flatten_selections
     for record in sample:
         for key, value in record.items():
-            seen.setdefault(key, set()).add(json_type_of(value))
+            seen.setdefault(key, set()).add(shape_of(value, flatten=flatten))
     fixed = system_properties(view)
-    properties = {key: property_schema(types) for key, types in seen.items() if key not in fixed}
+    properties = {key: infer_property(seen[key]) for key in sorted(seen) if key not in fixed}
     properties.update(fixed)
+    properties.update(declared_properties(view))
     properties.update(view.schema_overrides)
     return {
         "type": "object",

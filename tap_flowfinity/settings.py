@@ -11,9 +11,12 @@ import re
 import typing as t
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
+
+from tap_flowfinity.fieldtypes import DECLARABLE_KINDS, KEEP_RAW, ON_TYPE_ERROR_CHOICES
 
 DEFAULT_CURSOR_FIELD = "lastSubmissionId"
 DEFAULT_CURSOR_PARAMETER = "PreviousLastSubmissionId"
@@ -30,6 +33,7 @@ DEFAULT_DISCOVERY_SAMPLE_SIZE = 200
 DEFAULT_REQUEST_TIMEOUT = 300
 DEFAULT_MAX_RETRIES = 8
 DEFAULT_MAX_RETRY_SECONDS = 600
+DEFAULT_PROGRESS_INTERVAL = 30
 
 VIEW_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -70,6 +74,30 @@ _OVERRIDABLE: tuple[tuple[str, t.Any, str, str, t.Any], ...] = (
         "Record field to take `_sdc_deleted_at` from (a date-time). When unset, "
         "`_sdc_deleted_at` is the UTC time the record was read in a deleted state.",
         None,
+    ),
+    (
+        "flatten_selections",
+        th.BooleanType,
+        "Flatten selections",
+        'Choice fields as text: {"Selection": "x"} becomes x and a multiple choice an '
+        'array of text. False keeps the {"Selection": ...} objects as JSON.',
+        True,
+    ),
+    (
+        "timezone",
+        th.StringType,
+        "Time zone",
+        "IANA time zone (e.g. America/Vancouver) of the site's zone-less date-times: "
+        "date-time fields are converted from it to UTC. Unset: kept as sent.",
+        None,
+    ),
+    (
+        "on_type_error",
+        th.StringType(allowed_values=list(ON_TYPE_ERROR_CHOICES)),
+        "On type error",
+        "A value that does not fit its field's type: keep_raw sets the column to null and "
+        "keeps the value as sent in <field>__raw; fail stops the run naming the record.",
+        KEEP_RAW,
     ),
 )
 
@@ -131,6 +159,17 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
                     "params",
                     th.ObjectType(additional_properties=True),
                     description="Extra static view parameters, sent as URL name=value pairs.",
+                ),
+                th.Property(
+                    "field_types",
+                    th.ObjectType(
+                        additional_properties=th.StringType(allowed_values=list(DECLARABLE_KINDS))
+                    ),
+                    description=(
+                        "Column types by field name, converted from the text Flowfinity sends: "
+                        + ", ".join(DECLARABLE_KINDS)
+                        + ". Undeclared fields are text (choices: text or array of text)."
+                    ),
                 ),
                 th.Property(
                     "schema",
@@ -202,6 +241,27 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         title="Maximum retry time (seconds)",
         description="Upper bound on the total time spent waiting between retries of a request.",
     ),
+    th.Property(
+        "ca_bundle",
+        th.StringType,
+        title="CA bundle",
+        description=(
+            "Path to a PEM file of the certificate authorities to trust for HTTPS (a private "
+            "CA, a TLS-inspecting proxy). Unset: the default trusted CAs. TLS certificates "
+            "are always verified."
+        ),
+    ),
+    th.Property(
+        "progress_interval",
+        th.IntegerType(minimum=0),
+        default=DEFAULT_PROGRESS_INTERVAL,
+        title="Progress interval (seconds)",
+        description=(
+            "Log a progress line per stream this often (records so far, bookmark, "
+            "records/s, requests, retries); 0 turns it off. A summary per stream is "
+            "always logged."
+        ),
+    ),
 ).to_dict()
 CONFIG_SCHEMA["properties"]["views"]["minItems"] = 1
 
@@ -219,6 +279,10 @@ class ViewSettings:
     deleted_states: frozenset[str] = frozenset(DEFAULT_DELETED_STATES)
     deleted_at_field: str | None = None
     schema_overrides: dict[str, dict[str, t.Any]] = field(default_factory=dict)
+    field_types: dict[str, str] = field(default_factory=dict)
+    flatten_selections: bool = True
+    timezone: str | None = None
+    on_type_error: str = KEEP_RAW
 
     @classmethod
     def from_config(
@@ -243,6 +307,10 @@ class ViewSettings:
             deleted_states=frozenset(setting("deleted_states", DEFAULT_DELETED_STATES)),
             deleted_at_field=setting("deleted_at_field", None),
             schema_overrides=dict(view.get("schema") or {}),
+            field_types={str(k): str(v) for k, v in (view.get("field_types") or {}).items()},
+            flatten_selections=bool(setting("flatten_selections", True)),
+            timezone=setting("timezone", None),
+            on_type_error=setting("on_type_error", KEEP_RAW),
         )
 
 
@@ -279,11 +347,36 @@ def resolve_views(config: t.Mapping[str, t.Any]) -> list[ViewSettings]:
                 f"view {view.name!r}: params must not set {view.cursor_parameter!r}; "
                 "the tap sends it (use start_last_submission_id to choose a start)"
             )
+        errors.extend(_type_setting_errors(view))
     if not views:
         errors.append("views: configure at least one synchronization view")
     if errors:
         raise ConfigValidationError("Invalid tap-flowfinity views", errors=errors)
     return views
+
+
+def _type_setting_errors(view: ViewSettings) -> list[str]:
+    """What JSON schema cannot check in the type settings: a real zone, a known kind."""
+    errors: list[str] = []
+    if view.timezone is not None:
+        try:
+            ZoneInfo(view.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            errors.append(
+                f"view {view.name!r}: timezone {view.timezone!r} is not an IANA time zone "
+                "name (e.g. Europe/Berlin, America/Vancouver, UTC)"
+            )
+    for name, kind in view.field_types.items():
+        if kind not in DECLARABLE_KINDS:
+            errors.append(
+                f"view {view.name!r}: field_types[{name!r}] is {kind!r}; use one of "
+                + ", ".join(DECLARABLE_KINDS)
+            )
+    if view.on_type_error not in ON_TYPE_ERROR_CHOICES:
+        errors.append(
+            f"view {view.name!r}: on_type_error must be one of " + ", ".join(ON_TYPE_ERROR_CHOICES)
+        )
+    return errors
 
 
 def _param_text(value: t.Any) -> str:

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-import itertools
+import logging
 import typing as t
 from datetime import datetime, timezone
+from functools import cached_property
+from zoneinfo import ZoneInfo
+
+from singer_sdk.helpers._catalog import get_selected_schema
 
 from tap_flowfinity.client import FlowfinityStream
 from tap_flowfinity.errors import UnsortedView
-from tap_flowfinity.schema import DELETED_AT, infer_schema
+from tap_flowfinity.fastpath import FastRecordMessages
+from tap_flowfinity.fieldtypes import (
+    FAIL,
+    RAW_PROPERTY,
+    RAW_SUFFIX,
+    FieldTypeError,
+    Misfit,
+    RecordTyper,
+    raw_text,
+)
+from tap_flowfinity.schema import DELETED_AT, infer_schema, property_for_values
 from tap_flowfinity.settings import DEFAULT_LOOKBACK, DEFAULT_STATE_MESSAGE_FREQUENCY
 
 if t.TYPE_CHECKING:
@@ -18,7 +32,7 @@ if t.TYPE_CHECKING:
     from tap_flowfinity.settings import ViewSettings
 
 
-class ViewStream(FlowfinityStream):
+class ViewStream(FastRecordMessages, FlowfinityStream):
     """A view's records, incrementally by submission id, keyed by RecordID.
 
     The view is sorted by the cursor, so the SDK can write the bookmark as records go
@@ -40,12 +54,7 @@ class ViewStream(FlowfinityStream):
     def discover_schema(self) -> dict[str, t.Any]:
         """Infer the schema from the view's first records; the connection closes after them."""
         size = int(self.config.get("discovery_sample_size") or 1)
-        records = self._read_page(None, None)
-        try:
-            sample = list(itertools.islice(records, size))
-        finally:
-            records.close()  # type: ignore[attr-defined]
-        return infer_schema(self.view, sample)
+        return infer_schema(self.view, self.sample_records(size))
 
     # Where a run starts
 
@@ -108,12 +117,122 @@ class ViewStream(FlowfinityStream):
     def post_process(
         self, row: dict[str, t.Any], context: Context | None = None
     ) -> dict[str, t.Any] | None:
-        """Flag records in a deleted workflow state; clear the flag on every other record."""
+        """Type the record's values, take in new fields, and flag deleted records.
+
+        Types first, so `deleted_at_field` is read already converted (to UTC when a
+        `timezone` is set). A deleted workflow state sets `_sdc_deleted_at`; every other
+        state clears it.
+        """
+        self._type_record(row)
         row[DELETED_AT] = self._deleted_at(row) if self._is_deleted(row) else None
         record_id = row.get("RecordID")
         if isinstance(record_id, int):
             row["RecordID"] = str(record_id)
         return row
+
+    # Types and schema evolution
+
+    @cached_property
+    def _typer(self) -> RecordTyper:
+        zone = ZoneInfo(self.view.timezone) if self.view.timezone else None
+        skip = {"RecordID", self.view.cursor_field, DELETED_AT}
+        return RecordTyper(flatten=self.view.flatten_selections, zone=zone, skip=skip)
+
+    def _type_record(self, row: dict[str, t.Any]) -> None:
+        """Convert the values to their columns' types; a misfit is kept (or fails the run).
+
+        A field the schema lacks (a designer added it after discovery) is added to the
+        schema first, so it is typed and reaches the target like any other.
+        """
+        properties = self.effective_schema["properties"]
+        new = row.keys() - properties.keys()
+        if new:
+            self._add_properties(
+                {
+                    name: property_for_values(self.view, name, [row[name]])
+                    for name in row  # in the record's order: the SCHEMA is stable
+                    if name in new
+                },
+                row,
+            )
+            properties = self.effective_schema["properties"]
+        misfits = self._typer.convert(row, properties)
+        for misfit in misfits:
+            self._keep_misfit(row, misfit)
+        for raw in self._typer.raw_columns:
+            row.setdefault(raw, None)  # a value that fits clears an earlier misfit
+
+    def _keep_misfit(self, row: dict[str, t.Any], misfit: Misfit) -> None:
+        if not self.mask[("properties", misfit.field)]:
+            return  # deselected: the SDK drops it, and its value must not leak into __raw
+        record_id = row.get("RecordID", "unknown")
+        shown = raw_text(misfit.value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        if self.view.on_type_error == FAIL:
+            raise FieldTypeError(
+                self.name,
+                f"record {record_id} field {misfit.field!r}: {shown!r} does not fit type "
+                f"{misfit.kind}",
+                "correct the value in Flowfinity, change views[].field_types, or set "
+                "on_type_error to keep_raw",
+            )
+        raw = misfit.field + RAW_SUFFIX
+        if raw not in self.effective_schema["properties"]:
+            self._add_properties({raw: dict(RAW_PROPERTY)}, row)
+        row[misfit.field] = None
+        row[raw] = raw_text(misfit.value)
+        if misfit.field not in self._misfit_fields_logged:
+            self._misfit_fields_logged.add(misfit.field)
+            self.log(
+                "View %r: record %s field %r holds %r, not a %s: the column is null and the "
+                "value is kept in %r (further misfits of this field are not logged)",
+                self.name,
+                record_id,
+                misfit.field,
+                shown,
+                misfit.kind,
+                raw,
+                level=logging.WARNING,
+            )
+
+    @cached_property
+    def _misfit_fields_logged(self) -> set[str]:
+        return set()
+
+    def _add_properties(self, new: dict[str, dict[str, t.Any]], row: dict[str, t.Any]) -> None:
+        """Add fields to the stream's schema mid-stream and announce it with a SCHEMA message.
+
+        The SDK drops record keys its schema lacks (conformance uses the input catalog's
+        schema when there is one) and the target only creates the columns a SCHEMA message
+        names, so both schemas gain the fields, the stream maps are rebuilt from the new
+        schema (hashing, aliasing and flattening apply to the new fields too), and the
+        SCHEMA goes out before the record that carries them. New fields follow the stream's
+        selection: the SDK's selection mask selects a property without metadata exactly when
+        its stream is selected.
+        """
+        schemas = [self.schema]
+        if self._input_schema is not None and self._input_schema is not self.schema:
+            schemas.append(self._input_schema)
+        for schema in schemas:
+            schema["properties"].update(new)
+        self._mask = None
+        mapper = self._tap.mapper
+        if mapper is not None:
+            mapper.register_raw_stream_schema(
+                self.name,
+                get_selected_schema(self.name, self.schema, self.mask),
+                self.primary_keys,
+            )
+            self._stream_maps = None
+        for name, schema in new.items():
+            self.log(
+                "View %r: field %r is not in the schema (first in record %s): adding it as %s",
+                self.name,
+                name,
+                row.get("RecordID", "unknown"),
+                schema.get("type", "JSON"),
+            )
+        self._write_schema_message()
 
     def _is_deleted(self, row: dict[str, t.Any]) -> bool:
         state = row.get(self.view.state_field)

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import sys
 import typing as t
 
 import click
 from singer_sdk import Tap
-from singer_sdk.exceptions import RetriableAPIError
+from singer_sdk.exceptions import ConfigValidationError, RetriableAPIError
+from singer_sdk.plugin_base import _ConfigInput
+from singer_sdk.tap_base import CliTestOptionValue
 
+from tap_flowfinity.doctor import run_doctor
 from tap_flowfinity.errors import FlowfinityError
+from tap_flowfinity.fastpath import FlowfinityWriter
+from tap_flowfinity.security import plain_http_warnings, protect, redact
 from tap_flowfinity.settings import CONFIG_SCHEMA, resolve_views
 from tap_flowfinity.streams import ViewStream
 
@@ -20,7 +26,14 @@ class TapFlowfinity(Tap):
 
     name = "tap-flowfinity"
     package_name = "tap-flowfinity"
-    config_jsonschema = CONFIG_SCHEMA
+    # A copy: the SDK appends its built-in settings (stream_maps, ...) to this dict in place.
+    config_jsonschema = copy.deepcopy(CONFIG_SCHEMA)
+    # msgspec encoding, stdout flushed per block of records and before every STATE.
+    message_writer_class = FlowfinityWriter
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        protect(self.config)  # from here on, no log record can carry the password
 
     def discover_streams(self) -> list[ViewStream]:
         """One stream per configured view.
@@ -28,9 +41,12 @@ class TapFlowfinity(Tap):
         A stream whose schema arrives in the input catalog uses it as is; only discovery
         (no catalog) reads a sample of the view to infer one.
         """
+        views = resolve_views(self.config)
+        for warning in plain_http_warnings(views):
+            self.logger.warning(warning)
         return [
             ViewStream(tap=self, view=view, schema=self._catalog_schema(view.name))
-            for view in resolve_views(self.config)
+            for view in views
         ]
 
     def _catalog_schema(self, stream_name: str) -> dict[str, t.Any] | None:
@@ -49,15 +65,68 @@ class TapFlowfinity(Tap):
         report_other = getattr(command, "excepthook", sys.__excepthook__)
 
         def report(exc_type: type[BaseException], exc: BaseException, tb: t.Any) -> None:
-            if isinstance(exc, (FlowfinityError, RetriableAPIError)):
+            if isinstance(exc, (FlowfinityError, RetriableAPIError, ConfigValidationError)):
                 cls.logger.debug("Traceback of the failure below", exc_info=(exc_type, exc, tb))
-                print(f"tap-flowfinity: error: {exc}", file=sys.stderr, flush=True)
+                line = redact(one_line(exc))
+                print(f"tap-flowfinity: error: {line}", file=sys.stderr, flush=True)
                 logging.shutdown()
                 return
             report_other(exc_type, exc, tb)
 
         command.excepthook = report  # type: ignore[attr-defined]
+        # The SDK installs the hook when the command runs, after the option callbacks: a
+        # failure of `--discover` (a callback) must be one line too.
+        sys.excepthook = report
         return command
+
+    @classmethod
+    def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
+        """Sync (the SDK's), with invalid settings reported as one line, not a log dump."""
+        try:
+            super().invoke(*args, **kwargs)
+        except ConfigValidationError as exc:
+            exit_invalid_settings(exc)
+
+    @classmethod
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """`--test`: the view doctor (see doctor.py) instead of the SDK's one-record sync.
+
+        `--test=schema` keeps the SDK's meaning. The exit status is 1 when a check failed.
+        """
+        if value != CliTestOptionValue.All.value:
+            super().cb_test(ctx, param, value)
+            return
+        config: _ConfigInput = ctx.params.get("config", _ConfigInput())
+        try:
+            tap = cls(
+                config=config.config,
+                parse_env_config=config.parse_env,
+                validate_config=True,
+                setup_mapper=False,  # the mapper would discover, i.e. read every view first
+            )
+            views = resolve_views(tap.config)
+        except ConfigValidationError as exc:
+            exit_invalid_settings(exc)
+        ok = run_doctor(tap, views)
+        ctx.exit(0 if ok else 1)
+
+
+def exit_invalid_settings(exc: ConfigValidationError) -> t.NoReturn:
+    """Report invalid settings as the one line a scheduler shows, and exit 1."""
+    line = redact(one_line(exc))
+    print(
+        f"tap-flowfinity: error: {line} - fix the settings (`tap-flowfinity --about` lists them)",
+        file=sys.stderr,
+        flush=True,
+    )
+    raise SystemExit(1)
+
+
+def one_line(exc: BaseException) -> str:
+    """The failure as the single line a scheduler shows (a settings error lists each problem)."""
+    if isinstance(exc, ConfigValidationError):
+        return f"invalid settings: {'; '.join(exc.errors) or exc}"
+    return " ".join(str(exc).split())
 
 
 if __name__ == "__main__":

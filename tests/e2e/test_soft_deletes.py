@@ -49,3 +49,19 @@ def test_record_created_and_deleted_between_runs(simulator, meltano_env, postgre
     row = table_rows(postgres, pg_database, LEADS)[created["RecordID"]]
     assert row["Company"] == "Short Lived"
     assert row["_sdc_deleted_at"] is not None
+
+
+def test_deleted_at_is_utc_whatever_the_database_time_zone(
+    simulator, meltano_env, postgres, pg_database
+):
+    """`_sdc_deleted_at` lands as UTC wall time even when the server's session zone is not UTC."""
+    postgres.execute(f"alter database {pg_database} set timezone = 'America/New_York'")
+    victim = sorted(simulator.truth(LEADS))[0]
+    simulator.delete(LEADS, victim)
+    run_job(meltano_env)
+    sql = (
+        "select extract(epoch from (now() at time zone 'UTC') - _sdc_deleted_at) "
+        f"""from flowfinity.{LEADS} where "RecordID" = '{victim}'"""
+    )
+    age_seconds = float(postgres.query(sql, pg_database)[0][0])
+    assert 0 <= age_seconds < 600, f"stored {age_seconds:.0f}s away from UTC now"

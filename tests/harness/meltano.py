@@ -65,6 +65,10 @@ class MeltanoEnv:
     views: list[dict[str, Any]] | None = None
     extra: dict[str, str] = field(default_factory=dict)
     home: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ff-meltano-")))
+    # A private .meltano (MELTANO_SYS_DIR_ROOT) with its own run/ and the installed plugins
+    # linked in: `meltano run` writes each plugin's config to .meltano/run/<plugin>/ and
+    # deletes it afterwards, so two test sessions in one checkout would break each other's runs.
+    private_run_dir: bool = True
 
     def __post_init__(self) -> None:
         self.home = Path(self.home)
@@ -74,6 +78,9 @@ class MeltanoEnv:
     def database_uri(self) -> str:
         """The sqlite URI of this environment's Meltano system database (holds state)."""
         return f"sqlite:///{self.home / 'meltano.db'}"
+
+    def _private_sys_dir(self) -> Path:
+        return _link_shared_plugins(self.home / "sys")
 
     def as_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """The full process environment for a Meltano command."""
@@ -100,8 +107,25 @@ class MeltanoEnv:
             env["TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA"] = self.schema
         if self.views is not None:
             env["TAP_FLOWFINITY_VIEWS"] = json.dumps(self.views)
+        if self.private_run_dir:
+            env["MELTANO_SYS_DIR_ROOT"] = str(self._private_sys_dir())
         env.update(self.extra)
         return env
+
+
+SHARED_SYS_DIR = REPO_ROOT / ".meltano"
+PRIVATE_SYS_ENTRIES = {"run", "logs", "meltano.db"}
+
+
+def _link_shared_plugins(root: Path) -> Path:
+    """`root` as a .meltano whose plugin dirs are the repository's installed ones."""
+    (root / "run").mkdir(parents=True, exist_ok=True)
+    if SHARED_SYS_DIR.is_dir():
+        for entry in SHARED_SYS_DIR.iterdir():
+            link = root / entry.name
+            if entry.name not in PRIVATE_SYS_ENTRIES and not link.exists():
+                link.symlink_to(entry)
+    return root
 
 
 def run_meltano(
@@ -207,7 +231,8 @@ def ensure_installed(timeout: float = DEFAULT_TIMEOUT_S) -> None:
     """Run `meltano install` if the plugins are missing (normally `make meltano-install`)."""
     if not plugins_installed():
         with tempfile.TemporaryDirectory(prefix="ff-meltano-") as home:
-            run_meltano(["install"], env=MeltanoEnv(home=Path(home)), timeout=timeout)
+            env = MeltanoEnv(home=Path(home), private_run_dir=False)
+            run_meltano(["install"], env=env, timeout=timeout)
 
 
 def _resolve_env(env: MeltanoEnv | Mapping[str, str] | None) -> dict[str, str]:

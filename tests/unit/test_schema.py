@@ -1,6 +1,6 @@
 from decimal import Decimal
 
-from tap_flowfinity.schema import DELETED_AT, infer_schema, property_schema
+from tap_flowfinity.schema import DELETED_AT, infer_schema
 from tap_flowfinity.settings import ViewSettings
 
 VIEW = ViewSettings(name="leads", url="http://x/")
@@ -26,17 +26,56 @@ def test_every_sampled_field_is_kept():
     for key in ("Company", "Industry", "Tags", "Photos", "Score", "Empty", "Flag", "Count"):
         assert key in props
     assert props["Company"] == {"type": ["string", "null"]}
-    assert props["Industry"]["type"] == ["object", "null"]
+    assert props["Industry"] == {"type": ["string", "null"]}  # a single choice is text
+    assert props["Tags"] == {"type": ["array", "null"], "items": {"type": "string"}}
     assert props["Photos"]["type"] == ["array", "null"]
     assert props["Score"] == {"type": ["number", "null"]}
     assert props["Flag"] == {"type": ["boolean", "null"]}
     assert props["Count"] == {"type": ["integer", "null"]}
-    assert props["Empty"] == {}
+    # empty in the whole sample: text, which takes any later value without loss
+    assert props["Empty"] == {"type": ["string", "null"]}
 
 
-def test_conflicting_types_accept_anything():
-    assert property_schema({"string", "object"}) == {}
-    assert property_schema({"integer", "number", "null"}) == {"type": ["number", "null"]}
+def test_conflicting_types_become_text():
+    props = infer_schema(VIEW, [{"A": "x", "B": 1}, {"A": {"k": 1}, "B": Decimal("2.5")}])
+    assert props["properties"]["A"] == {"type": ["string", "null"]}
+    assert props["properties"]["B"] == {"type": ["number", "null"]}
+
+
+def test_flattening_off_keeps_choices_as_objects():
+    view = ViewSettings(name="v", url="http://x/", flatten_selections=False)
+    props = infer_schema(view, [{"Industry": {"Selection": "Energy"}}])["properties"]
+    assert props["Industry"]["type"] == ["object", "null"]
+
+
+def test_declared_types_with_side_columns():
+    view = ViewSettings(
+        name="v",
+        url="http://x/",
+        field_types={"EmployeeCount": "integer", "Due": "date", "Notes": "string"},
+    )
+    props = infer_schema(view, [{"EmployeeCount": "25"}])["properties"]
+    assert props["EmployeeCount"] == {"type": ["integer", "null"]}
+    assert props["EmployeeCount__raw"] == {"type": ["string", "null"]}
+    # declared but not in the sample: in the schema all the same
+    assert props["Due"] == {"type": ["string", "null"], "format": "date"}
+    assert "Due__raw" in props
+    assert "Notes__raw" not in props  # text takes every value
+
+
+def test_no_side_columns_when_failing_on_misfits():
+    view = ViewSettings(
+        name="v", url="http://x/", field_types={"N": "integer"}, on_type_error="fail"
+    )
+    assert "N__raw" not in infer_schema(view, [])["properties"]
+
+
+def test_the_same_sample_in_any_order_gives_the_same_schema():
+    a = {"Z": "1", "A": {"Selection": ["x"]}, "RecordID": "1", "lastSubmissionId": "2"}
+    b = {"M": None, "A": {"Selection": []}, "RecordID": "2", "lastSubmissionId": "3"}
+    one = infer_schema(VIEW, [a, b])
+    two = infer_schema(VIEW, [dict(reversed(b.items())), dict(reversed(a.items()))])
+    assert list(one["properties"].items()) == list(two["properties"].items())
 
 
 def test_view_overrides_win():

@@ -1,0 +1,342 @@
+"""Benchmark: tap-flowfinity against the practical limit and the generic peer, and the main job
+against a raw COPY. One command, not part of the test suite:
+
+    make bench                       # 100k and 1M records
+    .venv/bin/python benchmarks/run.py --records 100000 1000000
+    .venv/bin/python benchmarks/run.py --quick     # 20k and 100k
+
+For each N, a `flowfinity-simulator --synthetic N` subprocess serves N Lead Registration
+records, and each contender reads the whole history in one first sync:
+
+- tap-flowfinity, stdout to /dev/null (it runs its own discovery first, as users' runs do);
+- raw: requests GET + ijson + msgspec writing Singer RECORD lines (benchmarks/raw_client.py);
+- peer: tap-rest-api-msdk, the generic SDK REST tap, configured for the same view with basic
+  auth (installed on first use into benchmarks/.venv-peer, never into the tap's venv);
+- main job: `meltano run tap-flowfinity target-postgres` exactly as meltano.yml ships it
+  (its own Meltano system database and .meltano run dir, a fresh target schema);
+- COPY: the raw client's rows as CSV piped into `psql \\copy` into a table of the same
+  columns and primary key, on the same throwaway PostgreSQL.
+
+Peak RSS is the child's maximum resident set size from /usr/bin/time -v (for the main job,
+not measured: it is three processes). Rates are records per wall-clock second, startup
+included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.harness.postgres import ThrowawayPostgres  # noqa: E402
+
+BIN = REPO / ".venv" / "bin"
+PEER_VENV = REPO / "benchmarks" / ".venv-peer"
+PEER_PACKAGE = "tap-rest-api-msdk"
+USER, PASSWORD = "integration", "bench-password"
+VIEW_PATH = "/Flowfinity/api/rest/v1/LeadRegistration/views/LeadsSync"
+# The columns of the synthetic view, with the types target-postgres gives them.
+COLUMNS = {
+    "BusinessPhone": "text",
+    "CallbackRequested": "jsonb",
+    "Company": "text",
+    "EmailAddress": "text",
+    "EmployeeCount": "text",
+    "FirstContact": "text",
+    "FirstName": "text",
+    "Industry": "jsonb",
+    "LastName": "text",
+    "MobilePhone": "text",
+    "Probability": "jsonb",
+    "Rating": "jsonb",
+    "Summary": "text",
+    "TotalValue": "text",
+    "RecordID": "text primary key",
+    "CreatedBy": "text",
+    "CreatedOn": "timestamp",
+    "State": "text",
+    "lastSubmissionId": "bigint",
+}
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+# -- processes --------------------------------------------------------------------------
+
+
+class Simulator:
+    """`flowfinity-simulator --synthetic N` as a subprocess on a free port."""
+
+    def __init__(self, records: int, workdir: Path) -> None:
+        ready = workdir / f"sim-{records}.json"
+        env = {**os.environ, "FLOWFINITY_SIM_PASSWORD": PASSWORD}
+        self.proc = subprocess.Popen(
+            [
+                *(str(BIN / "flowfinity-simulator"), "--port", "0", "--synthetic", str(records)),
+                *("--username", USER, "--ready-file", str(ready)),
+            ],
+            stdout=subprocess.DEVNULL,
+            env=env,
+        )
+        deadline = time.monotonic() + 30
+        while not (ready.exists() and ready.read_text().strip()):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the simulator did not start")
+            time.sleep(0.05)
+        info = json.loads(ready.read_text())
+        self.base_url: str = info["base_url"]
+        self.view_url: str = info["views"]["leads"]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def timed(argv: list[str], stdout: object = subprocess.DEVNULL, **kwargs: object) -> dict:
+    """Run argv under /usr/bin/time -v: wall seconds and peak RSS (MB) of the child."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+        start = time.perf_counter()
+        proc = subprocess.run(
+            ["/usr/bin/time", "-v", "-o", report.name, *argv],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+            **kwargs,  # type: ignore[arg-type]
+        )
+        wall = time.perf_counter() - start
+        text = Path(report.name).read_text()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv[0]} exited {proc.returncode}: {proc.stderr[-2000:]}")
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
+    return {"seconds": wall, "rss_mb": int(rss.group(1)) / 1024 if rss else None}
+
+
+def ensure_peer() -> Path:
+    executable = PEER_VENV / "bin" / PEER_PACKAGE
+    if not executable.exists():
+        log(f"installing {PEER_PACKAGE} into {PEER_VENV.relative_to(REPO)} (once)")
+        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+        subprocess.run([str(PEER_VENV / "bin" / "pip"), "install", "-q", PEER_PACKAGE], check=True)
+    return executable
+
+
+# -- contenders ---------------------------------------------------------------------------
+
+
+def run_tap(sim: Simulator, workdir: Path) -> dict:
+    config = workdir / "tap.json"
+    views = [{"name": "leads", "url": sim.view_url}]
+    config.write_text(json.dumps({"username": USER, "password": PASSWORD, "views": views}))
+    return timed([str(BIN / "tap-flowfinity"), "--config", str(config)])
+
+
+def run_raw(sim: Simulator) -> dict:
+    script = REPO / "benchmarks" / "raw_client.py"
+    return timed([str(BIN / "python"), str(script), sim.view_url, USER, PASSWORD])
+
+
+def run_peer(sim: Simulator, workdir: Path) -> dict:
+    executable = ensure_peer()
+    config = workdir / "peer.json"
+    config.write_text(
+        json.dumps(
+            {
+                "api_url": sim.base_url,
+                "auth_method": "basic",
+                "username": USER,
+                "password": PASSWORD,
+                "streams": [
+                    {
+                        "name": "leads",
+                        "path": VIEW_PATH,
+                        "primary_keys": ["RecordID"],
+                        "records_path": "$[*]",
+                        "num_inference_records": 200,
+                    }
+                ],
+            }
+        )
+    )
+    return timed([str(executable), "--config", str(config)])
+
+
+def meltano_env(pg: ThrowawayPostgres, sim: Simulator, home: Path, schema: str) -> dict:
+    """An isolated Meltano: own system DB and run dir; the repo's installed plugins."""
+    sys_dir = home / "sys"
+    sys_dir.mkdir(parents=True, exist_ok=True)
+    for kind in ("extractors", "loaders"):
+        link = sys_dir / kind
+        if not link.exists():
+            link.symlink_to(REPO / ".meltano" / kind)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAP_", "TARGET_", "MELT"))}
+    env.update(pg.target_env())
+    env.update(
+        {
+            "MELTANO_SYS_DIR_ROOT": str(sys_dir),
+            "MELTANO_DATABASE_URI": f"sqlite:///{home / 'meltano.db'}",
+            "MELTANO_ENVIRONMENT": "dev",
+            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "MELTANO_DISABLE_TRACKING": "true",
+            "TAP_FLOWFINITY_USERNAME": USER,
+            "TAP_FLOWFINITY_PASSWORD": PASSWORD,
+            "TAP_FLOWFINITY_VIEWS": json.dumps([{"name": "leads", "url": sim.view_url}]),
+            "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
+            "FLOWFINITY_SIM_PORT": "0",
+        }
+    )
+    return env
+
+
+def run_main_job(pg: ThrowawayPostgres, sim: Simulator, workdir: Path, n: int) -> dict:
+    schema = f"bench_job_{n}"
+    env = meltano_env(pg, sim, workdir / f"meltano-{n}", schema)
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [str(BIN / "meltano"), "run", "tap-flowfinity", "target-postgres"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"meltano run exited {proc.returncode}: {proc.stderr[-3000:]}")
+    rows = int(pg.query(f"select count(*) from {schema}.leads")[0][0] or 0)
+    if rows != n:
+        raise RuntimeError(f"main job loaded {rows} rows, expected {n}")
+    return {"seconds": seconds, "rss_mb": None}
+
+
+def run_copy(pg: ThrowawayPostgres, sim: Simulator, n: int) -> dict:
+    table = f"bench_copy.leads_{n}"
+    columns = ", ".join(f'"{name}" {kind}' for name, kind in COLUMNS.items())
+    pg.execute(f"create schema if not exists bench_copy; drop table if exists {table}")
+    pg.execute(f"create table {table} ({columns})")
+    names = ",".join(COLUMNS)
+    quoted = ", ".join(f'"{name}"' for name in COLUMNS)
+    script = REPO / "benchmarks" / "raw_client.py"
+    info = pg._require()
+    client = [str(BIN / "python"), str(script), sim.view_url, USER, PASSWORD, "--csv"]
+    client += ["--columns", names]
+    psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", info.host, "-p", str(info.port)]
+    psql += ["-U", info.user, "-d", info.dbname]
+    psql += ["-c", f"\\copy {table} ({quoted}) from stdin with (format csv)"]
+    start = time.perf_counter()
+    producer = subprocess.Popen(client, stdout=subprocess.PIPE)
+    consumer = subprocess.run(psql, stdin=producer.stdout, capture_output=True, text=True)
+    assert producer.stdout is not None
+    producer.stdout.close()
+    producer.wait()
+    seconds = time.perf_counter() - start
+    if consumer.returncode or producer.returncode:
+        raise RuntimeError(f"raw COPY failed: {consumer.stderr[-2000:]}")
+    rows = int(pg.query(f"select count(*) from {table}")[0][0] or 0)
+    if rows != n:
+        raise RuntimeError(f"COPY loaded {rows} rows, expected {n}")
+    return {"seconds": seconds, "rss_mb": None}
+
+
+# -- report -------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = subprocess.run(["free", "-h"], capture_output=True, text=True).stdout.splitlines()
+    total = mem[1].split()[1] if len(mem) > 1 else "?"
+    return f"{os.cpu_count()} CPUs ({cpu}), {total} RAM, Python {platform.python_version()}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--quick", action="store_true", help="20k and 100k records")
+    parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--skip-e2e", action="store_true")
+    args = parser.parse_args()
+    sizes = [20_000, 100_000] if args.quick else sorted(args.records)
+    if not shutil.which("psql") and not args.skip_e2e:
+        parser.error("psql is needed for the end-to-end part (or pass --skip-e2e)")
+
+    results: dict[int, dict[str, dict]] = {}
+    workdir = Path(tempfile.mkdtemp(prefix="ff-bench-"))
+    pg = None if args.skip_e2e else ThrowawayPostgres(dbname="bench").start()
+    try:
+        for n in sizes:
+            sim = Simulator(n, workdir)
+            row: dict[str, dict] = {}
+            contenders = {
+                "tap-flowfinity": lambda s, n: run_tap(s, workdir),
+                "raw client": lambda s, n: run_raw(s),
+                "tap-rest-api-msdk": None if args.skip_peer else lambda s, n: run_peer(s, workdir),
+                "main job": None if pg is None else lambda s, n: run_main_job(pg, s, workdir, n),
+                "raw COPY": None if pg is None else lambda s, n: run_copy(pg, s, n),
+            }
+            try:
+                for name, run in contenders.items():
+                    if run is None:
+                        continue
+                    log(f"{n:>9,} records: {name} ...")
+                    row[name] = run(sim, n)
+                    row[name]["rate"] = n / row[name]["seconds"]
+                    log(f"{n:>9,} records: {name}: {row[name]['rate']:,.0f}/s")
+            finally:
+                sim.stop()
+            results[n] = row
+    finally:
+        if pg is not None:
+            pg.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print(f"\nMachine: {machine()}")
+    print(f"\n| {'records':>9} | {'contender':<31} | {'records/s':>10} | {'peak RSS':>9} |")
+    print(f"|{'-' * 11}|{'-' * 33}|{'-' * 12}|{'-' * 11}|")
+    labels = {
+        "tap-flowfinity": "tap-flowfinity > /dev/null",
+        "raw client": "raw client > /dev/null",
+        "tap-rest-api-msdk": "tap-rest-api-msdk > /dev/null",
+        "main job": "main job (meltano run, shipped)",
+        "raw COPY": "raw COPY into PostgreSQL",
+    }
+    for n, row in results.items():
+        for name, r in row.items():
+            rss = f"{r['rss_mb']:.0f} MB" if r["rss_mb"] is not None else "-"
+            print(f"| {n:>9,} | {labels[name]:<31} | {r['rate']:>10,.0f} | {rss:>9} |")
+    largest, smallest = results[sizes[-1]], results[sizes[0]]
+
+    def ratio(row: dict, a: str, b: str) -> str:
+        return f"{row[a]['rate'] / row[b]['rate']:.2f}x" if a in row and b in row else "n/a"
+
+    tap_rss = largest["tap-flowfinity"]["rss_mb"]
+    growth = tap_rss - smallest["tap-flowfinity"]["rss_mb"]
+    peer = ratio(largest, "tap-flowfinity", "tap-rest-api-msdk")
+    print(
+        f"\nratios at {sizes[-1]:,} records: tap/peer {peer}"
+        f" (target >= 3x), tap/raw {ratio(largest, 'tap-flowfinity', 'raw client')} (>= 0.5x),"
+        f" tap peak RSS {tap_rss:.0f} MB (<= 100), RSS growth {sizes[0]:,}->{sizes[-1]:,}"
+        f" {growth:+.0f} MB, main job/COPY {ratio(largest, 'main job', 'raw COPY')} (>= 0.3x)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,431 @@
+"""The view doctor: `tap-flowfinity --test` checks each view against the synchronization recipe.
+
+Flowfinity's recipe (flowfinity-api.md) asks the app designer for a dedicated view: Record ID,
+Last submission ID and the State among its fields, sorted by Last submission ID ascending,
+filtered by a "Previous Last Submission ID" parameter, deletes as a "Deleted" state. A view
+that misses one of these syncs wrongly or not at all, and the designer is rarely the person
+who runs the tap. The doctor says which part is missing, one line per check, with the fix.
+
+It reads a bounded sample (`DOCTOR_SAMPLE_SIZE` records, then the connection is closed) plus
+the start of one filtered request; it never reads a whole view and never retries, so a
+broken setup is reported in seconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+import typing as t
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from http import HTTPStatus
+from urllib.parse import urlsplit
+
+import requests
+
+from tap_flowfinity.cursor import parse_cursor
+from tap_flowfinity.errors import FlowfinityError, TruncatedResponse
+from tap_flowfinity.parsing import iter_records
+from tap_flowfinity.retries import network_problem, tls_error
+from tap_flowfinity.schema import DELETED_AT, infer_schema
+from tap_flowfinity.security import plain_http_warnings, redact, tls_verify
+from tap_flowfinity.settings import DEFAULT_REQUEST_TIMEOUT, ViewSettings
+
+DOCTOR_SAMPLE_SIZE = 200
+FILTER_PROBE_SIZE = 20
+
+PASS, FAIL, WARN, SKIP = "PASS", "FAIL", "WARN", "SKIP"
+
+CHECKS = (
+    "reachable",
+    "credentials accepted",
+    "JSON array",
+    "fields",
+    "cursors ascend",
+    "cursor parameter filters",
+    "deleted state",
+)
+
+FIX_URL = (
+    "copy the view's URL from the App Editor (Configure > Integration > REST Integration > "
+    "Details) into views[].url"
+)
+FIX_SORT = "sort the view by Last submission ID, ascending"
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of one check of one view."""
+
+    view: str
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+    @property
+    def failed(self) -> bool:
+        """Whether this check makes the doctor fail."""
+        return self.status == FAIL
+
+    def line(self) -> str:
+        """One line: status, view, check, what was seen, and the fix when it failed."""
+        text = f"{self.status} view {self.view!r}: {self.name}: {self.detail}"
+        if self.fix:
+            text += f" - fix: {self.fix}"
+        return redact(text)
+
+
+class _Stop(Exception):
+    """The remaining checks of a view cannot run: its reason is already recorded."""
+
+
+class ViewDoctor:
+    """Runs the checks of one view and keeps the sample it read (for the test RECORD)."""
+
+    def __init__(
+        self,
+        config: t.Mapping[str, t.Any],
+        view: ViewSettings,
+        sample_size: int = DOCTOR_SAMPLE_SIZE,
+    ) -> None:
+        self.view = view
+        self.sample_size = sample_size
+        self.timeout = float(config.get("request_timeout") or DEFAULT_REQUEST_TIMEOUT)
+        self.session = requests.Session()
+        self.session.auth = (str(config.get("username", "")), str(config.get("password", "")))
+        # Passed to each request: a session's own `verify` loses to REQUESTS_CA_BUNDLE.
+        self.verify = tls_verify(config)
+        self.session.headers["Accept"] = "application/json"
+        self.checks: list[Check] = []
+        self.sample: list[dict[str, t.Any]] = []
+        parts = urlsplit(view.url)
+        port = f":{parts.port}" if parts.port else ""
+        self.where = f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
+
+    # Running
+
+    def run(self) -> list[Check]:
+        """Every check, in recipe order; the ones that cannot run are reported as SKIP."""
+        try:
+            self._run()
+        except _Stop:
+            pass
+        finally:
+            self.session.close()
+        done = {check.name for check in self.checks}
+        reason = next((c.name for c in self.checks if c.failed), "an earlier check")
+        for name in CHECKS:
+            if name not in done:
+                self._add(name, SKIP, f"not checked ({reason} failed)")
+        order = {name: index for index, name in enumerate(CHECKS)}
+        self.checks.sort(key=lambda check: order[check.name])
+        return self.checks
+
+    def _run(self) -> None:
+        response = self._get(None)
+        self._check_status(response)
+        self.sample = self._read_sample(response, self.sample_size, "JSON array")
+        cursors = self._check_fields()
+        self._check_ascending(cursors)
+        self._check_filter(max(cursors))
+        self._check_deleted_state()
+
+    def _add(self, name: str, status: str, detail: str, fix: str = "") -> None:
+        self.checks.append(Check(self.view.name, name, status, detail, fix))
+
+    def _fail(self, name: str, detail: str, fix: str = "") -> t.NoReturn:
+        self._add(name, FAIL, detail, fix)
+        raise _Stop
+
+    # Requests
+
+    def _get(self, cursor: int | None) -> requests.Response:
+        params = dict(self.view.params)
+        if cursor is not None:
+            params[self.view.cursor_parameter] = str(cursor)
+        started = time.monotonic()
+        try:
+            response = self.session.get(
+                self.view.url, params=params, timeout=self.timeout, stream=True, verify=self.verify
+            )
+        except requests.exceptions.RequestException as exc:
+            tls = tls_error(self.view.name, exc)
+            if tls is not None:
+                self._fail("reachable", f"{self.where}: {tls.problem}", tls.fix)
+            self._fail(
+                "reachable",
+                f"{self.where}: {network_problem(exc) or type(exc).__name__}",
+                "check the host and port in views[].url, and that this machine can reach "
+                "Flowfinity (DNS, firewall, proxy)",
+            )
+        self.elapsed = time.monotonic() - started
+        return response
+
+    def _check_status(self, response: requests.Response) -> None:
+        status = response.status_code
+        if status == HTTPStatus.NOT_FOUND or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            response.close()
+            if status == HTTPStatus.NOT_FOUND:
+                self._fail("reachable", f"HTTP 404: no view at {self.where}", FIX_URL)
+            self._fail(
+                "reachable",
+                f"HTTP {status} from {self.where}: Flowfinity reports a server error",
+                "try again later; if it persists, check views[].url and views[].params",
+            )
+        self._add("reachable", PASS, f"HTTP {status} from {self.where} in {self.elapsed:.2f}s")
+        if status == HTTPStatus.UNAUTHORIZED:
+            response.close()
+            self._fail(
+                "credentials accepted",
+                "HTTP 401: Flowfinity rejected the username and password",
+                "check username and password, and that the user is of type Integration with "
+                "Query() enabled for this app",
+            )
+        if status == HTTPStatus.FORBIDDEN:
+            response.close()
+            self._fail(
+                "credentials accepted",
+                "HTTP 403: the user may not query this view",
+                "enable Query() for the Integration user on this app",
+            )
+        self._add("credentials accepted", PASS, f"HTTP {status} as user {self._username()!r}")
+        if status >= HTTPStatus.BAD_REQUEST:
+            response.close()
+            self._fail(
+                "JSON array",
+                f"HTTP {status}: the view refused the request",
+                f"check views[].params and cursor_parameter ({self.view.cursor_parameter!r})",
+            )
+
+    def _username(self) -> str:
+        auth = self.session.auth
+        return str(auth[0]) if isinstance(auth, tuple) else ""
+
+    def _read_sample(
+        self, response: requests.Response, limit: int, check: str
+    ) -> list[dict[str, t.Any]]:
+        records = iter_records(response, self.view.name)
+        try:
+            sample = list(itertools.islice(records, limit))
+        except FlowfinityError as exc:
+            self._fail(check, exc.problem, exc.fix)
+        except TruncatedResponse as exc:
+            self._fail(
+                check,
+                str(exc).split(": ", 1)[-1],
+                "a network or proxy problem cut the response: run the doctor again; "
+                "syncs retry this",
+            )
+        finally:
+            records.close()  # type: ignore[attr-defined]
+            response.close()
+        if check == "JSON array":
+            more = "the first" if len(sample) == limit else "all"
+            self._add(check, PASS, f"a JSON array; read {more} {len(sample)} records")
+        return sample
+
+    # Record checks
+
+    def _check_fields(self) -> list[int]:
+        view = self.view
+        if not self.sample:
+            self._add(
+                "fields",
+                WARN,
+                "the view returned no records, so its fields, order and filter cannot be checked",
+                "create or update one record in the app, then run the doctor again",
+            )
+            raise _Stop
+        cursors = []
+        for record in self.sample:
+            missing = [
+                name
+                for name in ("RecordID", view.cursor_field, view.state_field)
+                if name not in record
+            ]
+            record_id = record.get("RecordID", "?")
+            if missing:
+                self._fail(
+                    "fields",
+                    f"record {record_id} has no {', '.join(repr(m) for m in missing)}",
+                    self._missing_fix(missing),
+                )
+            try:
+                cursors.append(parse_cursor(dict(record), view))
+            except FlowfinityError as exc:
+                self._fail("fields", exc.problem, exc.fix)
+        self._add(
+            "fields",
+            PASS,
+            f"every record carries RecordID, {view.cursor_field} (numeric) and {view.state_field}",
+        )
+        return cursors
+
+    def _missing_fix(self, missing: list[str]) -> str:
+        view = self.view
+        fixes = []
+        if "RecordID" in missing:
+            fixes.append("add the system field Record ID to the view")
+        if view.cursor_field in missing:
+            fixes.append(
+                "add the system field Last submission ID to the view (or set cursor_field "
+                "to the field that holds it)"
+            )
+        if view.state_field in missing:
+            fixes.append(
+                "add the workflow State to the view (or set state_field to the field that holds it)"
+            )
+        return "; ".join(fixes)
+
+    def _check_ascending(self, cursors: list[int]) -> None:
+        name = self.view.cursor_field
+        for index, (previous, value) in enumerate(itertools.pairwise(cursors), start=1):
+            if value <= previous:
+                record_id = self.sample[index].get("RecordID", "?")
+                self._fail(
+                    "cursors ascend",
+                    f"record {record_id} has {name} {value} after {previous}: the view is "
+                    "not sorted by it ascending",
+                    FIX_SORT,
+                )
+        self._add("cursors ascend", PASS, f"{name} ascends over {len(cursors)} records")
+
+    def _check_filter(self, largest: int) -> None:
+        check = "cursor parameter filters"
+        parameter = self.view.cursor_parameter
+        response = self._get(largest)
+        if response.status_code >= HTTPStatus.BAD_REQUEST:
+            response.close()
+            self._fail(
+                check,
+                f"asking with {parameter}={largest} got HTTP {response.status_code}",
+                "make the view parameter Numeric, and check cursor_parameter",
+            )
+        probe = self._read_sample(response, FILTER_PROBE_SIZE, check)
+        for record in probe:
+            try:
+                value = parse_cursor(dict(record), self.view)
+            except FlowfinityError as exc:
+                self._fail(check, exc.problem, exc.fix)
+            if value <= largest:
+                self._fail(
+                    check,
+                    f"asked for records after {parameter}={largest}, the view returned "
+                    f"{self.view.cursor_field} {value}",
+                    f"filter the view by 'Last submission ID is greater than Previous Last "
+                    f"Submission ID' OR 'Previous Last Submission ID does not contain data', "
+                    f"and check that the parameter's generated name is {parameter!r} "
+                    "(cursor_parameter)",
+                )
+        newer = f" ({len(probe)} newer records)" if probe else ""
+        self._add(
+            check,
+            PASS,
+            f"asked with {parameter}={largest}: nothing at or below it came back{newer}",
+        )
+
+    def _check_deleted_state(self) -> None:
+        check = "deleted state"
+        configured = sorted(self.view.deleted_states)
+        seen: dict[str, int] = {}
+        for record in self.sample:
+            state = _state_name(record.get(self.view.state_field))
+            if state is not None:
+                seen[state] = seen.get(state, 0) + 1
+        found = [name for name in configured if name in seen]
+        if not configured:
+            self._add(
+                check,
+                WARN,
+                "deleted_states is empty: deleted records will not be flagged",
+                "set deleted_states to the state your app uses for deletes (e.g. Deleted)",
+            )
+        elif found:
+            count = sum(seen[name] for name in found)
+            self._add(
+                check,
+                PASS,
+                f"{', '.join(found)} seen on {count} of {len(self.sample)} sampled records",
+            )
+        else:
+            states = ", ".join(sorted(seen)) or "none"
+            self._add(
+                check,
+                PASS,
+                f"{', '.join(configured)} configured, not among the sampled states "
+                f"({states}); fine until a record is deleted",
+            )
+
+
+def _state_name(value: t.Any) -> str | None:
+    if isinstance(value, dict):  # a state sent as a choice field: {"Selection": "Deleted"}
+        value = value.get("Selection")
+    return value if isinstance(value, str) else None
+
+
+def run_doctor(tap: t.Any, views: list[ViewSettings], out: t.TextIO = sys.stderr) -> bool:
+    """Check every view, print one line per check and a verdict; True when nothing failed.
+
+    On success each view's SCHEMA and first record go to stdout, as the SDK's `--test` sends
+    one record per stream (and so whatever waits for a RECORD sees the test pass).
+    """
+    checks: list[Check] = []
+    doctors = []
+    for warning in plain_http_warnings(views):
+        print(f"WARN {warning}", file=out, flush=True)
+    for view in views:
+        doctor = ViewDoctor(tap.config, view)
+        for check in doctor.run():
+            checks.append(check)
+            print(check.line(), file=out, flush=True)
+        doctors.append(doctor)
+    failed = [check for check in checks if check.failed]
+    warned = [check for check in checks if check.status == WARN]
+    if failed:
+        names = "; ".join(f"view {c.view!r}: {c.name}" for c in failed)
+        print(
+            f"tap-flowfinity: view doctor: {len(failed)} of {len(checks)} checks failed "
+            f"({names}); see the FAIL lines above for the fix",
+            file=out,
+            flush=True,
+        )
+        return False
+    note = f", {len(warned)} warnings" if warned else ""
+    print(
+        f"tap-flowfinity: view doctor: all {len(checks)} checks of {len(views)} "
+        f"view{'s' if len(views) != 1 else ''} passed{note}",
+        file=out,
+        flush=True,
+    )
+    for doctor in doctors:
+        _emit_test_record(tap, doctor)
+    return True
+
+
+def _emit_test_record(tap: t.Any, doctor: ViewDoctor) -> None:
+    from singer_sdk.singerlib import RecordMessage, SchemaMessage
+
+    from tap_flowfinity.streams import ViewStream
+
+    if not doctor.sample:
+        return
+    view = doctor.view
+    schema = infer_schema(view, doctor.sample)
+    stream = ViewStream(tap=tap, view=view, schema=schema)
+    record = dict(doctor.sample[0])
+    parse_cursor(record, view)
+    record = stream.post_process(record) or record
+    record.setdefault(DELETED_AT, None)
+    tap.write_message(
+        SchemaMessage(
+            stream=view.name,
+            schema=schema,
+            key_properties=["RecordID"],
+            bookmark_properties=[view.cursor_field],
+        )
+    )
+    tap.write_message(
+        RecordMessage(stream=view.name, record=record, time_extracted=datetime.now(timezone.utc))
+    )
