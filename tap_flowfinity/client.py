@@ -34,7 +34,13 @@ from tap_flowfinity.parsing import iter_records
 from tap_flowfinity.progress import Progress
 from tap_flowfinity.retries import RETRIABLE_ERRORS, RetryBudget, describe_failure
 from tap_flowfinity.security import tls_verify
-from tap_flowfinity.settings import DEFAULT_PROGRESS_INTERVAL, ViewSettings
+from tap_flowfinity.settings import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_RETRY_SECONDS,
+    DEFAULT_PROGRESS_INTERVAL,
+    DEFAULT_REQUEST_TIMEOUT,
+    ViewSettings,
+)
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -77,20 +83,13 @@ class FlowfinityStream(RESTStream[int]):
     @property
     def timeout(self) -> int:
         """Seconds to connect, and seconds of silence tolerated while reading the body."""
-        return int(self.config.get("request_timeout") or 300)
+        return int(self.config.get("request_timeout") or DEFAULT_REQUEST_TIMEOUT)
 
     def get_url_params(
         self, context: Context | None, next_page_token: int | None
     ) -> dict[str, t.Any]:
-        """Static view parameters, plus the cursor when there is one.
-
-        Without a cursor the view returns every record ("Previous Last Submission ID does
-        not contain data"), which is what a first sync wants.
-        """
-        params: dict[str, t.Any] = dict(self.view.params)
-        if next_page_token is not None:
-            params[self.view.cursor_parameter] = str(next_page_token)
-        return params
+        """The cursor is the page token: each request asks after the last id received."""
+        return self.view.query_params(next_page_token)
 
     # Responses
 
@@ -175,18 +174,10 @@ class FlowfinityStream(RESTStream[int]):
                 except RETRIABLE_ERRORS as exc:
                     if delivered:
                         budget = self._new_retry_budget()
-                    waited = budget.wait_before_retry(exc)
-                    progress.retry()
-                    self.log(
-                        "Retrying view %r from %s=%s after %s (waited %.1fs, retry %d)",
-                        self.name,
-                        self.view.cursor_parameter,
-                        cursor,
-                        describe_failure(exc),
-                        waited,
-                        budget.retries,
-                        level=logging.WARNING,
+                    self._wait_before_retry(
+                        budget, exc, f"from {self.view.cursor_parameter}={cursor}"
                     )
+                    progress.retry()
                     continue
                 if not delivered:
                     return
@@ -204,17 +195,22 @@ class FlowfinityStream(RESTStream[int]):
             try:
                 return list(itertools.islice(records, size))
             except RETRIABLE_ERRORS as exc:
-                waited = budget.wait_before_retry(exc)
-                self.log(
-                    "Retrying discovery of view %r after %s (waited %.1fs, retry %d)",
-                    self.name,
-                    describe_failure(exc),
-                    waited,
-                    budget.retries,
-                    level=logging.WARNING,
-                )
+                self._wait_before_retry(budget, exc, "for discovery")
             finally:
                 records.close()  # type: ignore[attr-defined]
+
+    def _wait_before_retry(self, budget: RetryBudget, exc: BaseException, what: str) -> None:
+        """Spend one retry of `budget` (or raise when it is used up), and say so in the log."""
+        waited = budget.wait_before_retry(exc)
+        self.log(
+            "Retrying view %r %s after %s (waited %.1fs, retry %d)",
+            self.name,
+            what,
+            describe_failure(exc),
+            waited,
+            budget.retries,
+            level=logging.WARNING,
+        )
 
     def _new_progress(self, start: int | None) -> Progress:
         return Progress(
@@ -228,8 +224,8 @@ class FlowfinityStream(RESTStream[int]):
     def _new_retry_budget(self) -> RetryBudget:
         return RetryBudget(
             view=self.name,
-            max_retries=int(self.config.get("max_retries", 8)),
-            max_seconds=float(self.config.get("max_retry_seconds", 600)),
+            max_retries=int(self.config.get("max_retries", DEFAULT_MAX_RETRIES)),
+            max_seconds=float(self.config.get("max_retry_seconds", DEFAULT_MAX_RETRY_SECONDS)),
         )
 
     def _read_page(self, context: Context | None, cursor: int | None) -> t.Iterator[dict]:

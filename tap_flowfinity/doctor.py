@@ -142,9 +142,7 @@ class ViewDoctor:
     # Requests
 
     def _get(self, cursor: int | None) -> requests.Response:
-        params = dict(self.view.params)
-        if cursor is not None:
-            params[self.view.cursor_parameter] = str(cursor)
+        params = self.view.query_params(cursor)
         started = time.monotonic()
         try:
             response = self.session.get(

@@ -284,6 +284,17 @@ class ViewSettings:
     timezone: str | None = None
     on_type_error: str = KEEP_RAW
 
+    def query_params(self, cursor: int | None) -> dict[str, str]:
+        """The view's URL parameters: the static ones, plus the cursor when there is one.
+
+        Without a cursor the view returns every record ("Previous Last Submission ID does
+        not contain data"), which is what a first sync wants.
+        """
+        params = dict(self.params)
+        if cursor is not None:
+            params[self.cursor_parameter] = str(cursor)
+        return params
+
     @classmethod
     def from_config(
         cls, config: t.Mapping[str, t.Any], view: t.Mapping[str, t.Any]
