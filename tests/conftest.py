@@ -22,6 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from tap_flowfinity.simulator import Simulator  # noqa: E402
 from tests.harness.meltano import DEV_PASSWORD, DEV_USERNAME, MeltanoEnv  # noqa: E402
 from tests.harness.postgres import ThrowawayPostgres  # noqa: E402
 
@@ -53,29 +54,17 @@ def pg_database(postgres: ThrowawayPostgres) -> Iterator[str]:
 
 
 @pytest.fixture
-def simulator() -> Iterator[Any]:
-    """A running Flowfinity simulator with the dev credentials and 25 demo records per app.
-
-    Imported here, not at the top, so the rest of the suite runs while the simulator is
-    being written or if it fails to import.
-    """
-    try:
-        from tap_flowfinity.simulator import Simulator  # type: ignore[attr-defined]
-    except ImportError as exc:  # pragma: no cover - depends on the simulator's progress
-        pytest.fail(f"tap_flowfinity.simulator.Simulator is not importable: {exc}")
-    sim = Simulator(
+def simulator() -> Iterator[Simulator]:
+    """A running Flowfinity simulator with the dev credentials and 25 demo records per app."""
+    with Simulator(
         username=DEV_USERNAME,
         password=DEV_PASSWORD,
         host="127.0.0.1",
         port=0,
         demo_records=25,
         seed=1,
-    )
-    sim.start()
-    try:
+    ) as sim:
         yield sim
-    finally:
-        sim.stop()
 
 
 def stream_name(view_key: str) -> str:

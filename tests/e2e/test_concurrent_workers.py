@@ -43,19 +43,15 @@ LOOKBACK = 1000
 @pytest.fixture
 def big_simulator():
     """Both demo apps with a few hundred records, so a slowed run can be killed midway."""
-    sim = Simulator(
+    with Simulator(
         username=DEV_USERNAME,
         password=DEV_PASSWORD,
         host="127.0.0.1",
         port=0,
         demo_records=300,
         seed=5,
-    )
-    sim.start()
-    try:
+    ) as sim:
         yield sim
-    finally:
-        sim.stop()
 
 
 @pytest.fixture
