@@ -30,6 +30,7 @@ from tests.harness.meltano import (
     DEV_USERNAME,
     REPO_ROOT,
     MeltanoEnv,
+    error_lines,
     get_bookmarks,
     kill_group,
     run_meltano,
@@ -38,6 +39,7 @@ from tests.harness.meltano import (
 
 STATE_BASE = "dev:tap-flowfinity-to-target-postgres"
 LOOKBACK = 1000
+TARGET_SCHEMA = "flowfinity"  # meltano.yml's default_target_schema
 
 
 @pytest.fixture
@@ -100,7 +102,7 @@ def run_both(envs, *extra_args, timeout=300):
     results = {}
     for key, proc in procs.items():
         _out, err = proc.communicate(timeout=timeout)
-        assert proc.returncode == 0, f"worker {key} exited {proc.returncode}:\n{err[-3000:]}"
+        assert proc.returncode == 0, f"worker {key} exited {proc.returncode}:\n{error_lines(err)}"
         results[key] = err
     return results
 
@@ -113,8 +115,11 @@ def test_two_workers_share_state_db_and_resume_after_kill(
     assert len(keys) == 2
     envs = {k: worker_env(postgres, pg_database, system_db, sim, k, tmp_path) for k in keys}
 
-    # 0. Create the system tables once: two first runs would race on the migration.
+    # 0. As README "Scaling" says, once before the first fan-out: the system tables and the
+    # target schema. Two first runs would race on Meltano's migration, and target-postgres's
+    # check-then-create of the schema lets two first runs both try to create it.
     run_meltano(["state", "list"], envs[keys[0]], timeout=120)
+    postgres.execute(f"CREATE SCHEMA IF NOT EXISTS {TARGET_SCHEMA}", pg_database)
 
     # 1. First syncs, concurrently.
     run_both(envs)

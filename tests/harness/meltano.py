@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -45,8 +46,24 @@ class MeltanoError(RuntimeError):
         self.returncode = returncode
         self.stdout = stdout
         self.stderr = stderr
-        tail = "\n".join(stderr.splitlines()[-40:])
-        super().__init__(f"meltano {' '.join(args)} exited {returncode}:\n{tail}")
+        super().__init__(f"meltano {' '.join(args)} exited {returncode}:\n{error_lines(stderr)}")
+
+
+BOX_DRAWING = "│╭╰─"
+PLUGIN_LINE = re.compile(r"\] (tap|target)-[\w-]+ ")  # "... [info     ] target-postgres <line>"
+ERROR_WORD = re.compile(r"Error|Exception|error:")
+
+
+def error_lines(stderr: str, limit: int = 40) -> str:
+    """What explains a failed run: the plugins' own error lines, then the last lines.
+
+    Meltano ends a failed run with a framed traceback of its own (often just BrokenPipeError
+    when a target died), which would push the target's actual error out of a plain tail.
+    """
+    lines = stderr.splitlines()
+    plugin_errors = [line for line in lines if PLUGIN_LINE.search(line) and ERROR_WORD.search(line)]
+    tail = [line for line in lines[-limit:] if not line.lstrip().startswith(tuple(BOX_DRAWING))]
+    return "\n".join([*plugin_errors[-limit:], "--- last lines ---", *tail[-15:]])
 
 
 @dataclass
