@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml
 	touch $@
 
 lint: venv
-	$(BIN)/ruff check tap_flowfinity tests
-	$(BIN)/ruff format --check tap_flowfinity tests
+	$(BIN)/ruff check tap_flowfinity tests benchmarks scripts
+	$(BIN)/ruff format --check tap_flowfinity tests benchmarks scripts
 	$(BIN)/mypy tap_flowfinity
 
 format: venv

@@ -2,9 +2,11 @@
 
 No SDK, no schema, no retries: requests (streamed) + ijson (yajl2_c) + msgspec, with a STATE
 line every 1000 records, which is the least a Singer tap does. `--csv` writes the rows as CSV
-instead (objects as JSON), for the raw `COPY` baseline.
+instead (objects as JSON), for the raw `COPY` baseline. `--parser tap` parses with the tap's
+own incremental parser (tap_flowfinity/parsing.py) instead of ijson, to show the tap's
+overhead beyond parsing.
 
-    raw_client.py URL USER PASSWORD [--csv] > out
+    raw_client.py URL USER PASSWORD [--csv] [--parser ijson|tap] > out
 """
 
 from __future__ import annotations
@@ -27,14 +29,21 @@ def main() -> int:
     parser.add_argument("password")
     parser.add_argument("--csv", action="store_true")
     parser.add_argument("--columns", default="")
+    parser.add_argument("--parser", choices=["ijson", "tap"], default="ijson")
     args = parser.parse_args()
     encode = msgspec.json.Encoder(decimal_format="number").encode
-    out = sys.stdout.buffer
+    # Its own block buffer: stdout may be unbuffered (PYTHONUNBUFFERED), as the tap's is.
+    out = open(sys.stdout.fileno(), "wb", buffering=1 << 16, closefd=False)  # noqa: SIM115
     with requests.get(args.url, auth=(args.username, args.password), stream=True) as response:
         response.raise_for_status()
-        body = response.raw
-        body.decode_content = True
-        records = ijson.items(body, "item")
+        if args.parser == "tap":
+            from tap_flowfinity.parsing import iter_records
+
+            records = iter_records(response, "leads")
+        else:
+            body = response.raw
+            body.decode_content = True
+            records = ijson.items(body, "item")
         if args.csv:
             columns = args.columns.split(",")
             text = open(out.fileno(), "w", newline="", closefd=False, buffering=1 << 16)  # noqa: SIM115

@@ -9,13 +9,17 @@ For each N, a `flowfinity-simulator --synthetic N` subprocess serves N Lead Regi
 records, and each contender reads the whole history in one first sync:
 
 - tap-flowfinity, stdout to /dev/null (it runs its own discovery first, as users' runs do);
-- raw: requests GET + ijson + msgspec writing Singer RECORD lines (benchmarks/raw_client.py);
+- raw: requests GET + ijson + msgspec writing Singer RECORD lines (benchmarks/raw_client.py),
+  the reference streaming client issue 5 defines; and the same client with the tap's own
+  parser instead of ijson ("raw client, tap parser"), which isolates the tap's overhead;
 - peer: tap-rest-api-msdk, the generic SDK REST tap, configured for the same view with basic
   auth (installed on first use into benchmarks/.venv-peer, never into the tap's venv);
 - main job: `meltano run tap-flowfinity target-postgres` exactly as meltano.yml ships it
   (its own Meltano system database and .meltano run dir, a fresh target schema);
 - COPY: the raw client's rows as CSV piped into `psql \\copy` into a table of the same
-  columns and primary key, on the same throwaway PostgreSQL.
+  columns and primary key, on the same throwaway PostgreSQL;
+- loader alone: the tap's output, saved to a file first, fed to `meltano invoke
+  target-postgres` as shipped: the main job's ceiling with the tap and Meltano's relay free.
 
 Peak RSS is the child's maximum resident set size from /usr/bin/time -v (for the main job,
 not measured: it is three processes). Rates are records per wall-clock second, startup
@@ -144,9 +148,10 @@ def run_tap(sim: Simulator, workdir: Path) -> dict:
     return timed([str(BIN / "tap-flowfinity"), "--config", str(config)])
 
 
-def run_raw(sim: Simulator) -> dict:
+def run_raw(sim: Simulator, parser: str = "ijson") -> dict:
     script = REPO / "benchmarks" / "raw_client.py"
-    return timed([str(BIN / "python"), str(script), sim.view_url, USER, PASSWORD])
+    argv = [str(BIN / "python"), str(script), sim.view_url, USER, PASSWORD, "--parser", parser]
+    return timed(argv)
 
 
 def run_peer(sim: Simulator, workdir: Path) -> dict:
@@ -222,6 +227,38 @@ def run_main_job(pg: ThrowawayPostgres, sim: Simulator, workdir: Path, n: int) -
     return {"seconds": seconds, "rss_mb": None}
 
 
+def run_loader_alone(pg: ThrowawayPostgres, sim: Simulator, workdir: Path, n: int) -> dict:
+    """target-postgres as shipped, fed the tap's saved output: the loader's own rate."""
+    singer = workdir / f"tap-output-{n}.jsonl"
+    config = workdir / "tap.json"
+    views = [{"name": "leads", "url": sim.view_url}]
+    config.write_text(json.dumps({"username": USER, "password": PASSWORD, "views": views}))
+    with singer.open("wb") as out:
+        subprocess.run(
+            [str(BIN / "tap-flowfinity"), "--config", str(config)], stdout=out, check=True
+        )
+    schema = f"bench_loader_{n}"
+    env = meltano_env(pg, sim, workdir / f"meltano-loader-{n}", schema)
+    start = time.perf_counter()
+    with singer.open("rb") as messages:
+        proc = subprocess.run(
+            [str(BIN / "meltano"), "invoke", "target-postgres"],
+            cwd=REPO,
+            env=env,
+            stdin=messages,
+            capture_output=True,
+            check=False,
+        )
+    seconds = time.perf_counter() - start
+    singer.unlink()
+    if proc.returncode != 0:
+        raise RuntimeError(f"target-postgres exited {proc.returncode}: {proc.stderr[-3000:]!r}")
+    rows = int(pg.query(f"select count(*) from {schema}.leads")[0][0] or 0)
+    if rows != n:
+        raise RuntimeError(f"the loader alone loaded {rows} rows, expected {n}")
+    return {"seconds": seconds, "rss_mb": None}
+
+
 def run_copy(pg: ThrowawayPostgres, sim: Simulator, n: int) -> dict:
     table = f"bench_copy.leads_{n}"
     columns = ", ".join(f'"{name}" {kind}' for name, kind in COLUMNS.items())
@@ -287,8 +324,12 @@ def main() -> int:
             contenders = {
                 "tap-flowfinity": lambda s, n: run_tap(s, workdir),
                 "raw client": lambda s, n: run_raw(s),
+                "raw client, tap parser": lambda s, n: run_raw(s, parser="tap"),
                 "tap-rest-api-msdk": None if args.skip_peer else lambda s, n: run_peer(s, workdir),
                 "main job": None if pg is None else lambda s, n: run_main_job(pg, s, workdir, n),
+                "loader alone": None
+                if pg is None
+                else lambda s, n: run_loader_alone(pg, s, workdir, n),
                 "raw COPY": None if pg is None else lambda s, n: run_copy(pg, s, n),
             }
             try:
@@ -313,8 +354,10 @@ def main() -> int:
     labels = {
         "tap-flowfinity": "tap-flowfinity > /dev/null",
         "raw client": "raw client > /dev/null",
+        "raw client, tap parser": "raw client, tap parser",
         "tap-rest-api-msdk": "tap-rest-api-msdk > /dev/null",
         "main job": "main job (meltano run, shipped)",
+        "loader alone": "target-postgres alone (file)",
         "raw COPY": "raw COPY into PostgreSQL",
     }
     for n, row in results.items():
@@ -333,7 +376,10 @@ def main() -> int:
         f"\nratios at {sizes[-1]:,} records: tap/peer {peer}"
         f" (target >= 3x), tap/raw {ratio(largest, 'tap-flowfinity', 'raw client')} (>= 0.5x),"
         f" tap peak RSS {tap_rss:.0f} MB (<= 100), RSS growth {sizes[0]:,}->{sizes[-1]:,}"
-        f" {growth:+.0f} MB, main job/COPY {ratio(largest, 'main job', 'raw COPY')} (>= 0.3x)"
+        f" {growth:+.0f} MB, main job/COPY {ratio(largest, 'main job', 'raw COPY')} (>= 0.3x);"
+        f" for context: tap/raw with the tap's parser"
+        f" {ratio(largest, 'tap-flowfinity', 'raw client, tap parser')}, loader alone/COPY"
+        f" {ratio(largest, 'loader alone', 'raw COPY')} (the main job's ceiling)"
     )
     return 0
 

@@ -10,33 +10,27 @@ For records parsed from JSON both walks are no-ops whenever
 - no property schema asks for a conversion of JSON values (nested `properties` or
   `items`, boolean-only types), and
 - every value is a JSON-native Python type (no datetime, bytes or float NaN to convert);
-  array items are assumed to be (ijson and fieldtypes.py produce nothing else).
+  array items are assumed to be (parsing.py and fieldtypes.py produce nothing else).
 
 `FastRecordMessages` checks exactly that (the schema part once per schema, the record part
 with two C-level set operations) and otherwise hands the record to the SDK unchanged, so the
-output is the SDK's in every case. `FlowfinityWriter` encodes with msgspec (falling back to
-the SDK's encoder for what msgspec refuses, e.g. integers beyond 64 bits) and flushes stdout
-before every non-RECORD message and when its buffer fills: a STATE line therefore never
-reaches the target ahead of the records before it, and records never wait behind a STATE.
+output is the SDK's in every case. With the default stream map it hands the record itself to
+the writer (writer.py), with no message object in between.
 """
 
 from __future__ import annotations
 
-import sys
 import typing as t
 from decimal import Decimal
 
-import msgspec
 from singer_sdk.helpers._typing import _is_exclusive_boolean_type
 from singer_sdk.helpers._util import utc_now
+from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import RecordMessage
-from singer_sdk.singerlib.encoding.base import GenericSingerWriter
-from singer_sdk.singerlib.json import serialize_json
 
-if t.TYPE_CHECKING:
-    from singer_sdk.singerlib.encoding.simple import Message
+from tap_flowfinity.writer import FlowfinityWriter
 
-# What ijson yields for JSON values (it parses non-integers as Decimal, never float).
+# What parsing.py yields for JSON values (non-integers as Decimal, never float).
 JSON_NATIVE_TYPES = frozenset({str, int, bool, type(None), dict, list, Decimal})
 
 
@@ -67,30 +61,56 @@ class FastRecordMessages:
     """Stream mixin: skip the SDK's per-record selection and conformance when they are no-ops.
 
     Put it before the SDK stream class in the bases. The schema-level check is cached per
-    (schema, properties, mask) identity and property count, so a schema that gains a field
-    or is replaced is checked again; a property schema changed in place is not noticed, so
-    replace property schemas rather than mutating them.
+    properties identity and count, so a schema that gains a field or is replaced is checked
+    again. Not noticed: a property schema changed in place (replace it instead), and a
+    selection mask or stream maps changed without the properties changing (the SDK sets
+    both up before a sync; ViewStream rebuilds them only when it adds properties).
     """
 
-    _fast_key: tuple[int, int, int, int] | None = None
+    _fast_key: tuple[int, int] | None = None
+    # Selection and conformance cannot change a JSON record under the current schema.
     _fast_ok: bool = False
+    # The stream name of the only stream map when it passes records through as they are.
+    _direct_alias: str | None = None
 
     def _fast_path_applies(self, record: dict[str, t.Any]) -> bool:
         stream = t.cast(t.Any, self)
-        schema = stream.effective_schema
-        properties = schema["properties"]
-        mask = stream.mask
-        key = (id(schema), id(properties), len(properties), id(mask))
-        if key != self._fast_key:
-            self._fast_ok = all(mask.values()) and not any(
-                _needs_conformance(p) for p in properties.values()
-            )
-            self._fast_key = key
+        properties = stream.effective_schema["properties"]
+        if (id(properties), len(properties)) != self._fast_key:
+            self._compile_fast_path(properties)
         return (
             self._fast_ok
             and record.keys() <= properties.keys()
             and set(map(type, record.values())) <= JSON_NATIVE_TYPES
         )
+
+    def _compile_fast_path(self, properties: dict[str, t.Any]) -> None:
+        stream = t.cast(t.Any, self)
+        mask = stream.mask
+        maps = stream.stream_maps
+        self._fast_ok = all(mask.values()) and not any(
+            _needs_conformance(p) for p in properties.values()
+        )
+        identity = (
+            len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and not maps[0].flattening_enabled
+        )
+        self._direct_alias = maps[0].stream_alias if identity else None
+        self._fast_key = (id(properties), len(properties))
+
+    def _sync_records(
+        self, context: t.Any = None, *, write_messages: bool = True
+    ) -> t.Generator[dict[str, t.Any], t.Any, t.Any]:
+        """The SDK's sync loop; records the writer buffered when it fails still go out."""
+        try:
+            yield from super()._sync_records(  # type: ignore[misc]
+                context, write_messages=write_messages
+            )
+        finally:
+            writer = t.cast(t.Any, self)._tap.message_writer
+            if isinstance(writer, FlowfinityWriter):
+                writer.flush()
 
     def _generate_record_messages(
         self, record: dict[str, t.Any]
@@ -110,38 +130,25 @@ class FastRecordMessages:
                     time_extracted=utc_now(),
                 )
 
+    def _write_record_message(self, record: dict[str, t.Any]) -> None:
+        """Encode the RECORD straight from the record when nothing would change it.
+
+        With the default (identity) stream map and no flattening, the SDK's message object
+        and its dictionary copy are pure overhead: the writer gets the record itself.
+        """
+        stream = t.cast(t.Any, self)
+        writer = stream._tap.message_writer
+        if (
+            self._fast_path_applies(record)
+            and self._direct_alias is not None
+            and isinstance(writer, FlowfinityWriter)
+        ):
+            writer.write_record(self._direct_alias, record, stream._stream_version)
+            stream.state_manager.is_flushed = False
+            return
+        super()._write_record_message(record)  # type: ignore[misc]
+
     def _generate_record_messages_sdk(
         self, record: dict[str, t.Any]
     ) -> t.Generator[RecordMessage, None, None]:
         return super()._generate_record_messages(record)  # type: ignore[misc]
-
-
-_encoder = msgspec.json.Encoder(decimal_format="number")
-_ENCODE_ERRORS = (msgspec.EncodeError, OverflowError, TypeError, ValueError, UnicodeError)
-# Records are buffered up to this many bytes; every other message flushes.
-_FLUSH_BYTES = 64 * 1024
-
-
-class FlowfinityWriter(GenericSingerWriter[bytes, "Message"]):
-    """Singer messages as JSON lines on stdout, encoded by msgspec, flushed in blocks."""
-
-    def __init__(self) -> None:
-        self._pending = 0
-
-    def serialize_message(self, message: Message) -> bytes:
-        """One message as a JSON line (without the newline)."""
-        data = message.to_dict()
-        try:
-            return _encoder.encode(data)
-        except _ENCODE_ERRORS:
-            return serialize_json(data).encode()
-
-    def write_message(self, message: Message) -> None:
-        """Write a message; flush unless it is a RECORD that fits in the buffer."""
-        line = self.format_message(message) + b"\n"
-        out = sys.stdout.buffer
-        out.write(line)
-        self._pending += len(line)
-        if self._pending >= _FLUSH_BYTES or not isinstance(message, RecordMessage):
-            out.flush()
-            self._pending = 0

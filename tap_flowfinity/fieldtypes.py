@@ -398,6 +398,7 @@ class RecordTyper:
         self.skip = frozenset(skip)
         self._key: tuple[int, int] | None = None
         self._converters: dict[str, Converter | None] = {}
+        self._typed: frozenset[str] = frozenset()
         self._raw_columns: tuple[str, ...] = ()
 
     def _compile(self, properties: t.Mapping[str, t.Any]) -> None:
@@ -410,6 +411,7 @@ class RecordTyper:
                 continue  # kept exactly as sent
             converters[name] = None if kind == STRING else Converter(kind, self.flatten, self.zone)
         self._converters = converters
+        self._typed = frozenset(name for name, c in converters.items() if c is not None)
         self._raw_columns = tuple(
             name
             for name in properties
@@ -422,16 +424,23 @@ class RecordTyper:
         if self._key != (id(properties), len(properties)):
             self._compile(properties)
         converters = self._converters
+        typed = self._typed
         flatten = self.flatten
         misfits: list[Misfit] = []
-        for name, value in row.items():
+        # Most values are text in a text column and need nothing: one comprehension finds
+        # the others (a choice object, a typed column, a number) without a loop body each.
+        pending = [
+            name
+            for name, value in row.items()
+            if value is not None and (type(value) is not str or name in typed)
+        ]
+        for name in pending:
             if name not in converters:
                 continue
+            value = row[name]
             converter = converters[name]
             kind = STRING if converter is None else converter.kind
-            # The common shapes first, without calls: text, a single and a multiple choice.
-            if value is None or (type(value) is str and kind == STRING):
-                continue
+            # The common shapes first, without calls: a single and a multiple choice.
             if flatten and type(value) is dict and len(value) == 1:
                 chosen = value.get(SELECTION, value)
                 if type(chosen) is str and kind == STRING:

@@ -7,13 +7,19 @@ body ends, so an interrupted first sync resumes near where it stopped instead of
 
 from __future__ import annotations
 
+import codecs
+import json
+import re
 import typing as t
+from decimal import Decimal
 
-import ijson
 import requests
 
 from tap_flowfinity.errors import MalformedResponse, TruncatedResponse
 
+# Bytes read off the socket at a time: what a dropped connection can cost (a read that fails
+# is lost whole, and re-read from the last record emitted), and what a slow server's records
+# wait for before they are parsed.
 CHUNK_SIZE = 64 * 1024
 
 # What a dropped connection or a stalled server looks like while the body is being read.
@@ -27,7 +33,7 @@ BODY_READ_ERRORS = (
 
 
 class _BodyReader:
-    """A file-like view of a streamed response for ijson, that tells a cut from bad JSON."""
+    """The streamed response body chunk by chunk; a dropped connection is a truncation."""
 
     def __init__(self, response: requests.Response, view: str) -> None:
         self._chunks = response.iter_content(chunk_size=CHUNK_SIZE)
@@ -57,14 +63,156 @@ class _BodyReader:
             self._pending = self._next_chunk()
         return b""
 
-    def read(self, size: int = -1) -> bytes:
-        """Hand ijson the buffered bytes first, then the next chunk off the socket."""
-        if size == 0:  # ijson probes the stream's type with read(0)
-            return b""
+    def read(self) -> bytes:
+        """The bytes buffered by `first_significant_byte`, then the next chunk; b"" at the end."""
         if self._pending:
             data, self._pending = self._pending, b""
             return data
-        return b"" if self.at_end else self._next_chunk()
+        while not self.at_end:
+            chunk = self._next_chunk()
+            if chunk:
+                return chunk
+        return b""
+
+
+def _reject_constant(name: str) -> t.NoReturn:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+# The standard library's C scanner decodes one value at a time from a text buffer, which is
+# all an incremental reader of one big array needs, and builds each record ~1.5x faster
+# than ijson did. Non-integers become Decimal (exact); NaN and Infinity are refused.
+_decode_value = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant).raw_decode
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_SEPARATOR = re.compile(r"[ \t\n\r]*,[ \t\n\r]*")
+# A value cut off by the end of the buffer fails within a few characters of that end (a
+# literal, number or escape cut short) or as an unterminated string; an error further back
+# is a syntax error, however much of the body follows.
+_CUT_TOKEN_CHARS = 8
+# What can be left at the point of failure when the body itself was cut there: nothing,
+# part of true/false/null, of a number, or of an escape sequence.
+_CUT_TAIL = re.compile(
+    r"(?:t(?:r(?:u)?)?|f(?:a(?:l(?:s)?)?)?|n(?:u(?:l)?)?"
+    r"|-?[0-9]*(?:\.[0-9]*)?(?:[eE][-+]?[0-9]*)?"
+    r"|\\|\\?u[0-9a-fA-F]{0,4})[ \t\n\r]*"  # the scanner points into an escape at its u
+)
+
+
+class _ArrayScanner:
+    """Yields the records of the body's JSON array, holding about one chunk and one record."""
+
+    def __init__(self, reader: _BodyReader, view: str) -> None:
+        self._reader = reader
+        self._view = view
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        self._text = ""
+        self._pos = 0
+
+    def __iter__(self) -> t.Iterator[dict[str, t.Any]]:
+        if self._next_significant() != "[":  # iter_records checked the first byte
+            raise self._malformed("the response is not a JSON array")
+        self._pos += 1
+        if self._next_significant() == "]":
+            self._pos += 1
+        else:
+            yield from self._records()
+        if self._next_significant():
+            raise self._malformed("the response is not valid JSON (data after the array)")
+
+    def _records(self) -> t.Iterator[dict[str, t.Any]]:
+        """The array's items; the cursor is on the first. Runs once per record: kept tight."""
+        decode, separator = _decode_value, _SEPARATOR.match
+        while True:
+            text, pos = self._text, self._pos
+            try:
+                record, pos = decode(text, pos)
+            except (ValueError, RecursionError):  # cut by the buffer end, or bad: see _value
+                record = self._value()
+                text, pos = self._text, self._pos
+            if type(record) is not dict:
+                raise self._malformed(
+                    f"the JSON array holds a {type(record).__name__}, not a record object"
+                )
+            yield record
+            # The common case: ", " and the next record already in the buffer.
+            after = separator(text, pos)
+            if after is not None and after.end() < len(text):
+                self._pos = after.end()
+                continue
+            self._pos = pos
+            found = self._next_significant()
+            if found == "]":
+                self._pos += 1
+                return
+            if found != ",":
+                if not found:
+                    raise self._truncated()
+                raise self._malformed(
+                    f"the response is not valid JSON (',' or ']' expected, found {found!r})"
+                )
+            self._pos += 1
+            if not self._next_significant():
+                raise self._truncated()
+
+    def _value(self) -> t.Any:
+        """Decode the value at the cursor, reading on while the buffer's end may cut it."""
+        while True:
+            try:
+                value, self._pos = _decode_value(self._text, self._pos)
+            except json.JSONDecodeError as exc:
+                unterminated = exc.msg.startswith("Unterminated string")
+                if not unterminated and exc.pos < len(self._text) - _CUT_TOKEN_CHARS:
+                    raise self._malformed(f"the response is not valid JSON ({exc})") from None
+                # Read at least as much again as is pending, so a large record is scanned
+                # a few times, not once per chunk.
+                failed_at = exc.pos - self._pos  # the buffer is rebased from the cursor
+                if self._more(at_least=len(self._text) - self._pos):
+                    continue
+                if unterminated or _CUT_TAIL.fullmatch(self._text, self._pos + failed_at):
+                    raise self._truncated() from None
+                raise self._malformed(f"the response is not valid JSON ({exc})") from None
+            except (ValueError, RecursionError) as exc:
+                raise self._malformed(f"the response holds an invalid value ({exc})") from None
+            return value
+
+    def _next_significant(self) -> str:
+        """The next non-whitespace character, not consumed ("" at the end of the body)."""
+        while True:
+            self._pos = t.cast(re.Match[str], _WHITESPACE.match(self._text, self._pos)).end()
+            if self._pos < len(self._text):
+                return self._text[self._pos]
+            if not self._more():
+                return ""
+
+    def _more(self, at_least: int = 1) -> bool:
+        """Add at least `at_least` more characters of the body to the buffer; False at its end.
+
+        The buffer keeps only what is not consumed yet.
+        """
+        text = self._text[self._pos :]
+        added = 0
+        while added < max(at_least, 1):
+            chunk = self._reader.read()
+            try:
+                decoded = self._utf8.decode(chunk, final=not chunk)
+            except UnicodeDecodeError:
+                if not chunk:  # the body ended inside a character
+                    raise self._truncated() from None
+                raise self._malformed("the response is not valid UTF-8") from None
+            text += decoded
+            added += len(decoded)
+            if not chunk:
+                break
+        self._text, self._pos = text, 0
+        return added > 0
+
+    def _truncated(self) -> TruncatedResponse:
+        return TruncatedResponse(
+            f"view {self._view!r}: the response ended in the middle of the JSON array"
+        )
+
+    def _malformed(self, problem: str) -> MalformedResponse:
+        return MalformedResponse(self._view, problem, _FIX_URL)
 
 
 def iter_records(response: requests.Response, view: str) -> t.Iterator[dict[str, t.Any]]:
@@ -82,23 +230,7 @@ def iter_records(response: requests.Response, view: str) -> t.Iterator[dict[str,
         raise TruncatedResponse(f"view {view!r}: the response body was empty")
     if first != b"[":
         raise MalformedResponse(view, _describe_unexpected_body(first, response), _FIX_URL)
-    try:
-        for item in ijson.items(reader, "item"):
-            if not isinstance(item, dict):
-                raise MalformedResponse(
-                    view,
-                    f"the JSON array holds a {type(item).__name__}, not a record object",
-                    _FIX_URL,
-                )
-            yield item
-    except ijson.IncompleteJSONError as exc:
-        if reader.at_end and "premature EOF" in str(exc):
-            raise TruncatedResponse(
-                f"view {view!r}: the response ended in the middle of the JSON array"
-            ) from None
-        raise MalformedResponse(
-            view, "the response is not valid JSON (" + _first_line(exc) + ")", _FIX_URL
-        ) from None
+    yield from _ArrayScanner(reader, view)
 
 
 _FIX_URL = (

@@ -15,10 +15,10 @@ from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_flowfinity.doctor import run_doctor
 from tap_flowfinity.errors import FlowfinityError
-from tap_flowfinity.fastpath import FlowfinityWriter
 from tap_flowfinity.security import plain_http_warnings, protect, redact
 from tap_flowfinity.settings import CONFIG_SCHEMA, resolve_views
 from tap_flowfinity.streams import ViewStream
+from tap_flowfinity.writer import FlowfinityWriter
 
 
 class TapFlowfinity(Tap):

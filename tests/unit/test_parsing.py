@@ -1,7 +1,12 @@
 import io
+import itertools
+import json
+from decimal import Decimal
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from urllib3.exceptions import ProtocolError
 
 from tap_flowfinity.errors import MalformedResponse, TruncatedResponse
@@ -90,3 +95,134 @@ def test_dropped_connection_is_truncated():
         for record in iter_records(response, "v"):
             seen.append(record)
     assert seen == [{"a": 1}]
+
+
+# -- the incremental scanner against the reference parser, chunk boundaries anywhere ------
+
+
+class _ChunkedRaw:
+    """A raw stream that delivers the body in the given pieces."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+
+    def stream(self, chunk_size, decode_content=True):
+        yield from self.pieces
+
+
+def chunked(body: bytes, cuts: list[int]):
+    bounds = sorted({c % (len(body) + 1) for c in cuts} | {0, len(body)})
+    response = response_of(b"")
+    response.raw = _ChunkedRaw([body[a:b] for a, b in itertools.pairwise(bounds) if b > a])
+    return response
+
+
+def reference(body: bytes):
+    return json.loads(body, parse_float=Decimal)
+
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.decimals(allow_nan=False, allow_infinity=False, places=3)
+    | st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
+)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+records = st.lists(st.dictionaries(st.text(max_size=6), values, max_size=5), max_size=6)
+layouts = st.sampled_from(
+    [
+        {},
+        {"indent": 2},
+        {"separators": (",", ":")},
+        {"ensure_ascii": False},
+        {"indent": "\t", "ensure_ascii": False},
+    ]
+)
+
+
+def encode(rows, layout) -> bytes:
+    return json.dumps(rows, default=str, **layout).encode()
+
+
+@settings(max_examples=150, deadline=None)
+@given(records, layouts, st.lists(st.integers(min_value=0), max_size=12))
+def test_any_chunking_yields_what_the_reference_parser_reads(rows, layout, cuts):
+    body = encode(rows, layout)
+    assert list(iter_records(chunked(body, cuts), "v")) == reference(body)
+
+
+@settings(max_examples=60, deadline=None)
+@given(records.filter(bool), layouts, st.data())
+def test_a_body_cut_anywhere_is_truncated_never_malformed(rows, layout, data):
+    body = encode(rows, layout).rstrip()
+    whole = reference(body)
+    cut = data.draw(st.integers(min_value=0, max_value=len(body) - 1))
+    cuts = data.draw(st.lists(st.integers(min_value=0), max_size=6))
+    seen = []
+    with pytest.raises(TruncatedResponse):
+        for record in iter_records(chunked(body[:cut], cuts), "v"):
+            seen.append(record)
+    assert seen == whole[: len(seen)]
+
+
+def test_every_cut_of_a_tricky_body_is_truncated():
+    rows = [
+        {"s": 'q"uo\\te \u00e9 \U0001f680 \\u0041', "n": -12.5e-3, "i": 12345678901234567890},
+        {"t": True, "f": False, "z": None, "o": {"Selection": ["a", "b"]}, "e": ""},
+    ]
+    for layout in ({}, {"ensure_ascii": False}, {"indent": 1}):
+        body = json.dumps(rows, **layout).encode()
+        for cut in range(len(body)):
+            with pytest.raises(TruncatedResponse):
+                list(iter_records(chunked(body[:cut], [cut // 2, cut - 1]), "v"))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'[{"a": 1} {"a": 2}]',  # a missing comma
+        b'[{"a": 1},, {"a": 2}]',
+        b'[{"a": 1},]',  # a trailing comma
+        b'[{"a": NaN}]',  # not JSON, though Python's json would take it
+        b'[{"a": Infinity}]',
+        b'[{"a": 1}] [{"b": 2}]',  # data after the array
+        b'[{"a": tru}, {"b": 2}]',
+        b'[{"a": "x' + b"\xff" + b'"}]',  # not UTF-8
+        b'[{"a": "tab\there"}]',  # a raw control character in a string
+    ],
+)
+def test_syntax_errors_are_malformed_whatever_the_chunking(body):
+    for cuts in ([], [1], list(range(len(body)))):
+        with pytest.raises(MalformedResponse):
+            list(iter_records(chunked(body, cuts), "v"))
+
+
+def test_a_syntax_error_far_from_the_end_is_found_without_reading_the_rest():
+    pieces = [b'[{"a": 1}, {"a": zz}, ', *([b'{"b": 2}, '] * 100_000)]
+    reads = []
+
+    class CountingRaw:
+        def stream(self, chunk_size, decode_content=True):
+            for piece in pieces:
+                reads.append(piece)
+                yield piece
+
+    response = response_of(b"")
+    response.raw = CountingRaw()
+    with pytest.raises(MalformedResponse):
+        list(iter_records(response, "v"))
+    assert len(reads) < 10
+
+
+def test_a_large_record_split_in_small_chunks_is_read_in_few_scans():
+    body = json.dumps([{"big": "x" * 2_000_000}, {"a": 1}]).encode()
+    assert list(iter_records(chunked(body, list(range(0, len(body), 1000))), "v")) == reference(
+        body
+    )
