@@ -72,6 +72,9 @@ class FastRecordMessages:
     _fast_ok: bool = False
     # The stream name of the only stream map when it passes records through as they are.
     _direct_alias: str | None = None
+    # True for a stream whose records hold JSON-native values by construction, so only
+    # their keys are checked per record.
+    records_are_json_native: t.ClassVar[bool] = False
 
     def _fast_path_applies(self, record: dict[str, t.Any]) -> bool:
         stream = t.cast(t.Any, self)
@@ -81,7 +84,9 @@ class FastRecordMessages:
         return (
             self._fast_ok
             and record.keys() <= properties.keys()
-            and set(map(type, record.values())) <= JSON_NATIVE_TYPES
+            and (
+                self.records_are_json_native or set(map(type, record.values())) <= JSON_NATIVE_TYPES
+            )
         )
 
     def _compile_fast_path(self, properties: dict[str, t.Any]) -> None:

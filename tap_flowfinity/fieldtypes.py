@@ -64,7 +64,8 @@ _TRUE_WORDS = frozenset({"true", "yes", "y", "1", "on"})
 _FALSE_WORDS = frozenset({"false", "no", "n", "0", "off"})
 # ISO 8601 as Flowfinity writes it ("2020-09-06T00:00:00.000"), optionally with an offset.
 _DATE_TIME_TEXT = re.compile(
-    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)?(?:Z|[+-]\d{2}:?\d{2})?"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,9})?)?)?"
+    r"(?:Z|[+-][0-9]{2}:?[0-9]{2})?"
 )
 
 
@@ -294,11 +295,13 @@ def to_boolean(value: t.Any) -> bool | None:
 
 
 def _parse_date_time(value: t.Any, kind: str) -> datetime:
-    if not isinstance(value, str) or not _DATE_TIME_TEXT.fullmatch(value.strip()):
+    if not isinstance(value, str):
         raise TypeMismatch(kind)
-    text = value.strip().replace(",", ".")
+    text = value.strip()
+    if not _DATE_TIME_TEXT.fullmatch(text):
+        raise TypeMismatch(kind)
     try:
-        return datetime.fromisoformat(text)
+        return datetime.fromisoformat(text.replace(",", ".") if "," in text else text)
     except ValueError:
         raise TypeMismatch(kind) from None
 
@@ -309,9 +312,10 @@ def to_date_time(value: t.Any, zone: tzinfo | None) -> str | None:
     A value that carries its own offset is converted to UTC whatever the setting: PostgreSQL's
     `timestamp` column would otherwise keep its local wall time and drop the offset.
     """
-    value = _unwrap(value)
-    if value is None:
-        return None
+    if type(value) is not str:  # the common case, text, skips the unwrapping
+        value = _unwrap(value)
+        if value is None:
+            return None
     parsed = _parse_date_time(value, DATE_TIME)
     if parsed.tzinfo is None:
         if zone is None:
@@ -350,21 +354,21 @@ class Converter:
             return to_text(value, flatten=self.flatten)
         if kind == JSON:
             return _unwrap(value) if self.flatten else value
-        if isinstance(value, str) and not value.strip():
+        if type(value) is str and not value.strip():
             return None
-        if kind == INTEGER:
-            return to_integer(value)
-        if kind == NUMBER:
-            return to_number(value)
-        if kind == BOOLEAN:
-            return to_boolean(value)
-        if kind == DATE_TIME:
+        if kind == DATE_TIME:  # the most common typed column (CreatedOn) first
             return to_date_time(value, self.zone)
-        if kind == DATE:
-            return to_date(value)
-        if kind == CHOICES:
-            return to_choices(value)
-        return value  # pragma: no cover - every kind is handled above
+        return _TYPED[kind](value)
+
+
+# The kinds whose conversion needs nothing but the value.
+_TYPED: dict[str, t.Callable[[t.Any], t.Any]] = {
+    INTEGER: to_integer,
+    NUMBER: to_number,
+    BOOLEAN: to_boolean,
+    DATE: to_date,
+    CHOICES: to_choices,
+}
 
 
 class FieldTypeError(FlowfinityError):
@@ -381,7 +385,10 @@ class Misfit:
 
 
 def _all_text(values: list[t.Any]) -> bool:
-    return all(type(v) is str for v in values)
+    return set(map(type, values)) <= _TEXT_ONLY
+
+
+_TEXT_ONLY = frozenset({str})
 
 
 class RecordTyper:
@@ -398,7 +405,7 @@ class RecordTyper:
         self.skip = frozenset(skip)
         self._key: tuple[int, int] | None = None
         self._converters: dict[str, Converter | None] = {}
-        self._typed: frozenset[str] = frozenset()
+        self._typed: tuple[str, ...] = ()
         self._raw_columns: tuple[str, ...] = ()
 
     def _compile(self, properties: t.Mapping[str, t.Any]) -> None:
@@ -411,7 +418,7 @@ class RecordTyper:
                 continue  # kept exactly as sent
             converters[name] = None if kind == STRING else Converter(kind, self.flatten, self.zone)
         self._converters = converters
-        self._typed = frozenset(name for name, c in converters.items() if c is not None)
+        self._typed = tuple(name for name, c in converters.items() if c is not None)
         self._raw_columns = tuple(
             name
             for name in properties
@@ -428,16 +435,15 @@ class RecordTyper:
         flatten = self.flatten
         misfits: list[Misfit] = []
         # Most values are text in a text column and need nothing: one comprehension finds
-        # the others (a choice object, a typed column, a number) without a loop body each.
-        pending = [
-            name
-            for name, value in row.items()
-            if value is not None and (type(value) is not str or name in typed)
-        ]
+        # the others (a choice object, a number, null), then the typed columns holding text.
+        pending = [name for name, value in row.items() if type(value) is not str]
+        pending += [name for name in typed if type(row.get(name)) is str]
         for name in pending:
             if name not in converters:
                 continue
             value = row[name]
+            if value is None:
+                continue
             converter = converters[name]
             kind = STRING if converter is None else converter.kind
             # The common shapes first, without calls: a single and a multiple choice.

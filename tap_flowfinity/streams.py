@@ -41,6 +41,9 @@ class ViewStream(FastRecordMessages, FlowfinityStream):
 
     primary_keys: t.ClassVar[list[str]] = ["RecordID"]
     is_sorted = True
+    # parsing.py yields only JSON values and the typer (fieldtypes.py) converts only to JSON
+    # values (tests/unit/test_stream_types.py checks both over random records).
+    records_are_json_native = True
 
     def __init__(self, tap: Tap, view: ViewSettings, schema: dict[str, t.Any] | None) -> None:
         super().__init__(tap=tap, view=view, schema=schema)
