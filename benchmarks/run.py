@@ -141,11 +141,16 @@ def ensure_peer() -> Path:
 # -- contenders ---------------------------------------------------------------------------
 
 
-def run_tap(sim: Simulator, workdir: Path) -> dict:
+def tap_command(sim: Simulator, workdir: Path) -> list[str]:
+    """tap-flowfinity with a config for the simulator's view (its own discovery included)."""
     config = workdir / "tap.json"
     views = [{"name": "leads", "url": sim.view_url}]
     config.write_text(json.dumps({"username": USER, "password": PASSWORD, "views": views}))
-    return timed([str(BIN / "tap-flowfinity"), "--config", str(config)])
+    return [str(BIN / "tap-flowfinity"), "--config", str(config)]
+
+
+def run_tap(sim: Simulator, workdir: Path) -> dict:
+    return timed(tap_command(sim, workdir))
 
 
 def run_raw(sim: Simulator, parser: str = "ijson") -> dict:
@@ -206,57 +211,49 @@ def meltano_env(pg: ThrowawayPostgres, sim: Simulator, home: Path, schema: str) 
     return env
 
 
-def run_main_job(pg: ThrowawayPostgres, sim: Simulator, workdir: Path, n: int) -> dict:
-    schema = f"bench_job_{n}"
-    env = meltano_env(pg, sim, workdir / f"meltano-{n}", schema)
+def run_meltano_loading(
+    pg: ThrowawayPostgres, env: dict, args: list[str], schema: str, n: int, stdin: object = None
+) -> dict:
+    """Time one Meltano command that loads the view into `schema`; check every row landed."""
     start = time.perf_counter()
     proc = subprocess.run(
-        [str(BIN / "meltano"), "run", "tap-flowfinity", "target-postgres"],
+        [str(BIN / "meltano"), *args],
         cwd=REPO,
         env=env,
+        stdin=stdin,  # type: ignore[arg-type]
         capture_output=True,
-        text=True,
         check=False,
     )
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
-        raise RuntimeError(f"meltano run exited {proc.returncode}: {proc.stderr[-3000:]}")
+        tail = proc.stderr[-3000:].decode(errors="replace")
+        raise RuntimeError(f"meltano {' '.join(args)} exited {proc.returncode}: {tail}")
     rows = int(pg.query(f"select count(*) from {schema}.leads")[0][0] or 0)
     if rows != n:
-        raise RuntimeError(f"main job loaded {rows} rows, expected {n}")
+        raise RuntimeError(f"meltano {' '.join(args)} loaded {rows} rows, expected {n}")
     return {"seconds": seconds, "rss_mb": None}
+
+
+def run_main_job(pg: ThrowawayPostgres, sim: Simulator, workdir: Path, n: int) -> dict:
+    schema = f"bench_job_{n}"
+    env = meltano_env(pg, sim, workdir / f"meltano-{n}", schema)
+    return run_meltano_loading(pg, env, ["run", "tap-flowfinity", "target-postgres"], schema, n)
 
 
 def run_loader_alone(pg: ThrowawayPostgres, sim: Simulator, workdir: Path, n: int) -> dict:
     """target-postgres as shipped, fed the tap's saved output: the loader's own rate."""
     singer = workdir / f"tap-output-{n}.jsonl"
-    config = workdir / "tap.json"
-    views = [{"name": "leads", "url": sim.view_url}]
-    config.write_text(json.dumps({"username": USER, "password": PASSWORD, "views": views}))
     with singer.open("wb") as out:
-        subprocess.run(
-            [str(BIN / "tap-flowfinity"), "--config", str(config)], stdout=out, check=True
-        )
+        subprocess.run(tap_command(sim, workdir), stdout=out, stderr=subprocess.DEVNULL, check=True)
     schema = f"bench_loader_{n}"
     env = meltano_env(pg, sim, workdir / f"meltano-loader-{n}", schema)
-    start = time.perf_counter()
-    with singer.open("rb") as messages:
-        proc = subprocess.run(
-            [str(BIN / "meltano"), "invoke", "target-postgres"],
-            cwd=REPO,
-            env=env,
-            stdin=messages,
-            capture_output=True,
-            check=False,
-        )
-    seconds = time.perf_counter() - start
-    singer.unlink()
-    if proc.returncode != 0:
-        raise RuntimeError(f"target-postgres exited {proc.returncode}: {proc.stderr[-3000:]!r}")
-    rows = int(pg.query(f"select count(*) from {schema}.leads")[0][0] or 0)
-    if rows != n:
-        raise RuntimeError(f"the loader alone loaded {rows} rows, expected {n}")
-    return {"seconds": seconds, "rss_mb": None}
+    try:
+        with singer.open("rb") as messages:
+            return run_meltano_loading(
+                pg, env, ["invoke", "target-postgres"], schema, n, stdin=messages
+            )
+    finally:
+        singer.unlink()
 
 
 def run_copy(pg: ThrowawayPostgres, sim: Simulator, n: int) -> dict:

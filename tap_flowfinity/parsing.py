@@ -89,6 +89,8 @@ _SEPARATOR = re.compile(r"[ \t\n\r]*,[ \t\n\r]*")
 # literal, number or escape cut short) or as an unterminated string; an error further back
 # is a syntax error, however much of the body follows.
 _CUT_TOKEN_CHARS = 8
+# Characters left in the buffer below which it is rebased at the cursor (see _records).
+_REBASE_BELOW = 4096
 # What can be left at the point of failure when the body itself was cut there: nothing,
 # part of true/false/null, of a number, or of an escape sequence.
 _CUT_TAIL = re.compile(
@@ -124,6 +126,11 @@ class _ArrayScanner:
         decode, separator = _decode_value, _SEPARATOR.match
         while True:
             text, pos = self._text, self._pos
+            if len(text) - pos < _REBASE_BELOW:
+                # The buffer's last records: the one cut by its end fails, and the scanner's
+                # error counts the lines of everything before it. Start the buffer here.
+                text = self._text = text[pos:]
+                pos = self._pos = 0
             try:
                 record, pos = decode(text, pos)
             except (ValueError, RecursionError):  # cut by the buffer end, or bad: see _value

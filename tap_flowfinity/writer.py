@@ -72,17 +72,23 @@ class FlowfinityWriter(GenericSingerWriter[bytes, "Message"]):
         if now - self._stamped_at >= _STAMP_SECONDS or (stream, version) != self._framed_for:
             self._frame(stream, version)
             self._stamped_at = now
+        buffer = self._buffer
+        start = len(buffer)
+        buffer += self._head
         try:
-            body = _encoder.encode(record)
+            _encoder.encode_into(record, buffer, -1)  # appended in place, no copy
         except _ENCODE_ERRORS:
-            body = serialize_json(record).encode()
-        self._write_line(self._head + body + self._tail, is_record=True)
+            del buffer[start + len(self._head) :]
+            buffer += serialize_json(record).encode()
+        buffer += self._tail
+        if len(buffer) >= _FLUSH_BYTES:
+            self.flush()
 
     def _frame(self, stream: str, version: int | None) -> None:
         # The SDK's key order: type, stream, record, version, time_extracted.
         self._head = b'{"type":"RECORD","stream":' + _encoder.encode(stream) + b',"record":'
         tail = b"" if version is None else b',"version":' + _encoder.encode(version)
-        self._tail = tail + b',"time_extracted":' + _encoder.encode(utc_now()) + b"}"
+        self._tail = tail + b',"time_extracted":' + _encoder.encode(utc_now()) + b"}\n"
         self._framed_for = (stream, version)
 
     def _write_line(self, line: bytes, *, is_record: bool) -> None:

@@ -100,3 +100,19 @@ def test_a_block_is_written_when_it_fills_not_per_record(monkeypatch):
     assert all(later - earlier >= 64 * 1024 for earlier, later in blocks)
     writer.flush()
     assert len(out.buffer.getvalue().decode().splitlines()) == 5000, "the partial block too"
+
+
+def test_a_record_msgspec_refuses_is_written_whole_by_the_sdk_encoder(monkeypatch):
+    out = FakeStdout()
+    monkeypatch.setattr(sys, "stdout", out)
+    writer = FlowfinityWriter()
+    writer.write_record("s", {"n": 1}, None)
+    writer.write_record("s", {"big": 2**70, "d": Decimal("0.10")}, None)  # beyond 64 bits
+    writer.write_record("s", {"n": 3}, None)
+    writer.flush()
+    lines = [json.loads(line, parse_float=Decimal) for line in out.buffer.getvalue().splitlines()]
+    assert [line["record"] for line in lines] == [
+        {"n": 1},
+        {"big": 2**70, "d": Decimal("0.10")},
+        {"n": 3},
+    ]
