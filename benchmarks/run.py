@@ -19,7 +19,9 @@ records, and each contender reads the whole history in one first sync:
 - COPY: the raw client's rows as CSV piped into `psql \\copy` into a table of the same
   columns and primary key, on the same throwaway PostgreSQL;
 - loader alone: the tap's output, saved to a file first, fed to `meltano invoke
-  target-postgres` as shipped: the main job's ceiling with the tap and Meltano's relay free.
+  target-postgres` as shipped: the main job's ceiling with the tap and Meltano's relay free;
+- loader, BATCH: the same rows as Singer BATCH messages (JSONL files of 20k records) into
+  the same target: what BATCH messages could gain at best.
 
 Peak RSS is the child's maximum resident set size from /usr/bin/time -v (for the main job,
 not measured: it is three processes). Rates are records per wall-clock second, startup
@@ -34,6 +36,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -240,20 +243,68 @@ def run_main_job(pg: ThrowawayPostgres, sim: Simulator, workdir: Path, n: int) -
     return run_meltano_loading(pg, env, ["run", "tap-flowfinity", "target-postgres"], schema, n)
 
 
+def tap_output(sim: Simulator, workdir: Path, n: int) -> Path:
+    """The tap's Singer output for the view, saved once per N (deleted with the workdir)."""
+    singer = workdir / f"tap-output-{n}.jsonl"
+    if not singer.exists():
+        with singer.open("wb") as out:
+            subprocess.run(
+                tap_command(sim, workdir), stdout=out, stderr=subprocess.DEVNULL, check=True
+            )
+    return singer
+
+
 def run_loader_alone(pg: ThrowawayPostgres, sim: Simulator, workdir: Path, n: int) -> dict:
     """target-postgres as shipped, fed the tap's saved output: the loader's own rate."""
-    singer = workdir / f"tap-output-{n}.jsonl"
-    with singer.open("wb") as out:
-        subprocess.run(tap_command(sim, workdir), stdout=out, stderr=subprocess.DEVNULL, check=True)
     schema = f"bench_loader_{n}"
     env = meltano_env(pg, sim, workdir / f"meltano-loader-{n}", schema)
-    try:
-        with singer.open("rb") as messages:
-            return run_meltano_loading(
-                pg, env, ["invoke", "target-postgres"], schema, n, stdin=messages
-            )
-    finally:
-        singer.unlink()
+    with tap_output(sim, workdir, n).open("rb") as messages:
+        return run_meltano_loading(
+            pg, env, ["invoke", "target-postgres"], schema, n, stdin=messages
+        )
+
+
+def as_batch_messages(singer: Path, directory: Path, rows_per_file: int = 20_000) -> Path:
+    """The same stream as Singer BATCH messages: the SCHEMA, JSONL files of raw records (as
+    many rows as the shipped batch_size_rows), then the last STATE."""
+    directory.mkdir(parents=True, exist_ok=True)
+    lines: list[bytes] = []
+    messages = directory / "messages.jsonl"
+
+    def batch(records: list[bytes]) -> bytes:
+        path = directory / f"batch-{len(lines)}.jsonl"
+        path.write_bytes(b"\n".join(records) + b"\n")
+        encoding = {"format": "jsonl", "compression": "none"}
+        message = {"type": "BATCH", "stream": "leads", "encoding": encoding}
+        return json.dumps({**message, "manifest": [path.as_uri()]}).encode()
+
+    schema, state, records = b"", b"", []
+    with singer.open("rb") as source:
+        for line in source:
+            kind = json.loads(line)["type"]
+            if kind == "SCHEMA" and not schema:
+                schema = line.rstrip()
+            elif kind == "STATE":
+                state = line.rstrip()
+            elif kind == "RECORD":
+                records.append(json.dumps(json.loads(line)["record"]).encode())
+                if len(records) == rows_per_file:
+                    lines.append(batch(records))
+                    records = []
+    if records:
+        lines.append(batch(records))
+    messages.write_bytes(b"\n".join([schema, *lines, state]) + b"\n")
+    return messages
+
+
+def run_loader_batch(pg: ThrowawayPostgres, sim: Simulator, workdir: Path, n: int) -> dict:
+    """target-postgres as shipped, fed the same rows as BATCH files: the loader without its
+    per-record message handling (and without the `_sdc_*` metadata it adds per record)."""
+    messages = as_batch_messages(tap_output(sim, workdir, n), workdir / f"batches-{n}")
+    schema = f"bench_batch_{n}"
+    env = meltano_env(pg, sim, workdir / f"meltano-batch-{n}", schema)
+    with messages.open("rb") as stdin:
+        return run_meltano_loading(pg, env, ["invoke", "target-postgres"], schema, n, stdin=stdin)
 
 
 def run_copy(pg: ThrowawayPostgres, sim: Simulator, n: int) -> dict:
@@ -301,6 +352,8 @@ def machine() -> str:
 
 
 def main() -> int:
+    # A stopped benchmark still stops its PostgreSQL and simulators (the finally blocks).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--quick", action="store_true", help="20k and 100k records")
@@ -327,6 +380,9 @@ def main() -> int:
                 "loader alone": None
                 if pg is None
                 else lambda s, n: run_loader_alone(pg, s, workdir, n),
+                "loader, BATCH": None
+                if pg is None
+                else lambda s, n: run_loader_batch(pg, s, workdir, n),
                 "raw COPY": None if pg is None else lambda s, n: run_copy(pg, s, n),
             }
             try:
@@ -355,6 +411,7 @@ def main() -> int:
         "tap-rest-api-msdk": "tap-rest-api-msdk > /dev/null",
         "main job": "main job (meltano run, shipped)",
         "loader alone": "target-postgres alone (file)",
+        "loader, BATCH": "target-postgres alone, BATCH",
         "raw COPY": "raw COPY into PostgreSQL",
     }
     for n, row in results.items():
@@ -376,7 +433,8 @@ def main() -> int:
         f" {growth:+.0f} MB, main job/COPY {ratio(largest, 'main job', 'raw COPY')} (>= 0.3x);"
         f" for context: tap/raw with the tap's parser"
         f" {ratio(largest, 'tap-flowfinity', 'raw client, tap parser')}, loader alone/COPY"
-        f" {ratio(largest, 'loader alone', 'raw COPY')} (the main job's ceiling)"
+        f" {ratio(largest, 'loader alone', 'raw COPY')} (the main job's ceiling), loader with"
+        f" BATCH/COPY {ratio(largest, 'loader, BATCH', 'raw COPY')}"
     )
     return 0
 
