@@ -157,6 +157,7 @@ class FlowfinityStream(RESTStream[int]):
         skipped. The budget restarts whenever a response makes progress.
         """
         cursor = self.first_request_cursor(context)
+        cursor_field = self.view.cursor_field
         budget = self._new_retry_budget()
         progress = self._new_progress(cursor)
         with self.get_http_request_counter() as request_counter, progress:
@@ -168,7 +169,7 @@ class FlowfinityStream(RESTStream[int]):
                 try:
                     for record in self._read_page(context, cursor):
                         yield record
-                        cursor = record[self.view.cursor_field]
+                        cursor = record[cursor_field]
                         progress.record(cursor)
                         delivered += 1
                 except RETRIABLE_ERRORS as exc:

@@ -35,6 +35,8 @@ def parse_cursor(record: dict[str, t.Any], view: ViewSettings) -> int:
 
 
 def _as_int(raw: t.Any) -> int | None:
+    if type(raw) is str and raw.isdigit() and raw.isascii():  # how Flowfinity sends it
+        return int(raw)
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int):
