@@ -122,7 +122,7 @@ class _ArrayScanner:
             raise self._malformed("the response is not valid JSON (data after the array)")
 
     def _records(self) -> t.Iterator[dict[str, t.Any]]:
-        """The array's items; the cursor is on the first. Runs once per record: kept tight."""
+        """The array's items; the cursor is on the first. The loop runs per record: kept tight."""
         decode, separator = _decode_value, _SEPARATOR.match
         while True:
             text, pos = self._text, self._pos
