@@ -117,43 +117,28 @@ class FastRecordMessages:
             if isinstance(writer, FlowfinityWriter):
                 writer.flush()
 
-    def _generate_record_messages(
-        self, record: dict[str, t.Any]
-    ) -> t.Generator[RecordMessage, None, None]:
-        """The SDK's RECORD messages for `record`, without the walks that would not change it."""
-        stream = t.cast(t.Any, self)
-        if not self._fast_path_applies(record):
-            yield from stream._generate_record_messages_sdk(record)
-            return
-        for stream_map in stream.stream_maps:
-            mapped = stream_map.transform(record)
-            if mapped is not None:
-                yield RecordMessage(
-                    stream=stream_map.stream_alias,
-                    record=mapped,
-                    version=stream._stream_version,
-                    time_extracted=utc_now(),
-                )
-
     def _write_record_message(self, record: dict[str, t.Any]) -> None:
-        """Encode the RECORD straight from the record when nothing would change it.
+        """Write the record's RECORD messages, without the SDK's walks when they are no-ops.
 
         With the default (identity) stream map and no flattening, the SDK's message object
-        and its dictionary copy are pure overhead: the writer gets the record itself.
+        and its dictionary copy are pure overhead too: the writer gets the record itself.
         """
         stream = t.cast(t.Any, self)
-        writer = stream._tap.message_writer
-        if (
-            self._fast_path_applies(record)
-            and self._direct_alias is not None
-            and isinstance(writer, FlowfinityWriter)
-        ):
-            writer.write_record(self._direct_alias, record, stream._stream_version)
-            stream.state_manager.is_flushed = False
+        if not self._fast_path_applies(record):
+            super()._write_record_message(record)  # type: ignore[misc]
             return
-        super()._write_record_message(record)  # type: ignore[misc]
-
-    def _generate_record_messages_sdk(
-        self, record: dict[str, t.Any]
-    ) -> t.Generator[RecordMessage, None, None]:
-        return super()._generate_record_messages(record)  # type: ignore[misc]
+        writer = stream._tap.message_writer
+        if self._direct_alias is not None and isinstance(writer, FlowfinityWriter):
+            writer.write_record(self._direct_alias, record, stream._stream_version)
+        else:
+            for stream_map in stream.stream_maps:
+                mapped = stream_map.transform(record)
+                if mapped is not None:
+                    message = RecordMessage(
+                        stream=stream_map.stream_alias,
+                        record=mapped,
+                        version=stream._stream_version,
+                        time_extracted=utc_now(),
+                    )
+                    stream._tap.write_message(message)
+        stream.state_manager.is_flushed = False

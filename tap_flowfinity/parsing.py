@@ -133,8 +133,8 @@ class _ArrayScanner:
                 pos = self._pos = 0
             try:
                 record, pos = decode(text, pos)
-            except (ValueError, RecursionError):  # cut by the buffer end, or bad: see _value
-                record = self._value()
+            except (ValueError, RecursionError) as exc:  # cut by the buffer end, or bad
+                record = self._recover(exc)
                 text, pos = self._text, self._pos
             if type(record) is not dict:
                 raise self._malformed(
@@ -161,25 +161,30 @@ class _ArrayScanner:
             if not self._next_significant():
                 raise self._truncated()
 
-    def _value(self) -> t.Any:
-        """Decode the value at the cursor, reading on while the buffer's end may cut it."""
+    def _recover(self, failure: Exception) -> t.Any:
+        """The value at the cursor after its decoding failed with `failure`.
+
+        Reads on while the buffer's end may have cut the value; otherwise the body itself is
+        cut (TruncatedResponse) or malformed.
+        """
         while True:
+            if not isinstance(failure, json.JSONDecodeError):  # NaN, a huge number, nesting
+                raise self._malformed(f"the response holds an invalid value ({failure})")
+            unterminated = failure.msg.startswith("Unterminated string")
+            if not unterminated and failure.pos < len(self._text) - _CUT_TOKEN_CHARS:
+                raise self._malformed(f"the response is not valid JSON ({failure})")
+            # Read at least as much again as is pending, so a large record is scanned
+            # a few times, not once per chunk.
+            failed_at = failure.pos - self._pos  # the buffer is rebased from the cursor
+            if not self._more(at_least=len(self._text) - self._pos):
+                if unterminated or _CUT_TAIL.fullmatch(self._text, self._pos + failed_at):
+                    raise self._truncated()
+                raise self._malformed(f"the response is not valid JSON ({failure})")
             try:
                 value, self._pos = _decode_value(self._text, self._pos)
-            except json.JSONDecodeError as exc:
-                unterminated = exc.msg.startswith("Unterminated string")
-                if not unterminated and exc.pos < len(self._text) - _CUT_TOKEN_CHARS:
-                    raise self._malformed(f"the response is not valid JSON ({exc})") from None
-                # Read at least as much again as is pending, so a large record is scanned
-                # a few times, not once per chunk.
-                failed_at = exc.pos - self._pos  # the buffer is rebased from the cursor
-                if self._more(at_least=len(self._text) - self._pos):
-                    continue
-                if unterminated or _CUT_TAIL.fullmatch(self._text, self._pos + failed_at):
-                    raise self._truncated() from None
-                raise self._malformed(f"the response is not valid JSON ({exc})") from None
             except (ValueError, RecursionError) as exc:
-                raise self._malformed(f"the response holds an invalid value ({exc})") from None
+                failure = exc
+                continue
             return value
 
     def _next_significant(self) -> str:
