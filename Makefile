@@ -18,13 +18,13 @@ $(STAMP): pyproject.toml
 	touch $@
 
 lint: venv
-	$(BIN)/ruff check tap_flowfinity tests benchmarks scripts
-	$(BIN)/ruff format --check tap_flowfinity tests benchmarks scripts
+	$(BIN)/ruff check tap_flowfinity flowfinity_simulator tests benchmarks scripts
+	$(BIN)/ruff format --check tap_flowfinity flowfinity_simulator tests benchmarks scripts
 	$(BIN)/mypy tap_flowfinity
 
 format: venv
-	$(BIN)/ruff format tap_flowfinity tests
-	$(BIN)/ruff check --fix tap_flowfinity tests
+	$(BIN)/ruff format tap_flowfinity flowfinity_simulator tests
+	$(BIN)/ruff check --fix tap_flowfinity flowfinity_simulator tests
 
 meltano-install: $(MELTANO_STAMP)
 

@@ -78,7 +78,7 @@ class SimulatorProcess:
 
     def start(self) -> None:
         exe = shutil.which("flowfinity-simulator", path=str(Path(sys.executable).parent))
-        cmd = [exe] if exe else [sys.executable, "-m", "tap_flowfinity.simulator.cli"]
+        cmd = [exe] if exe else [sys.executable, "-m", "flowfinity_simulator.cli"]
         cmd += [
             *("--host", "127.0.0.1", "--port", str(self.port)),
             *("--username", DEV_USERNAME),
@@ -150,7 +150,7 @@ class SimulatorProcess:
 
 # ---------------------------------------------------------------------------------------------
 # SIMULATOR CONTROL CALLS -- the only place that knows the simulator's control endpoints.
-# (tap_flowfinity/simulator/service.py documents the control API)
+# (flowfinity_simulator/service.py documents the control API)
 # ---------------------------------------------------------------------------------------------
 def change_records_in_simulator(sim: SimulatorProcess, record_ids: list[str]) -> dict[str, str]:
     """Create one lead, update one, delete one (a transition to "Deleted"); say which."""

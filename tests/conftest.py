@@ -22,7 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from tap_flowfinity.simulator import Simulator  # noqa: E402
+from flowfinity_simulator import Simulator  # noqa: E402
 from tests.harness.meltano import DEV_PASSWORD, DEV_USERNAME, MeltanoEnv  # noqa: E402
 from tests.harness.postgres import ThrowawayPostgres  # noqa: E402
 

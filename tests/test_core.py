@@ -6,7 +6,7 @@ import atexit
 
 from singer_sdk.testing import get_tap_test_class
 
-from tap_flowfinity.simulator import Simulator
+from flowfinity_simulator import Simulator
 from tap_flowfinity.tap import TapFlowfinity
 
 # The SDK builds its test class at import time from a config, so the simulator starts here.

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pytest
 
-from tap_flowfinity.simulator import Simulator
+from flowfinity_simulator import Simulator
 from tests.e2e.helpers import assert_table_matches_truth
 from tests.harness.meltano import (
     STATE_ID,

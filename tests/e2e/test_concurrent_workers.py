@@ -22,7 +22,7 @@ import uuid
 
 import pytest
 
-from tap_flowfinity.simulator import Fault, Simulator
+from flowfinity_simulator import Fault, Simulator
 from tests.conftest import stream_name
 from tests.e2e.helpers import assert_table_matches_truth, sync_cursors
 from tests.harness.meltano import (

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pytest
 
+from flowfinity_simulator import Simulator
 from tap_flowfinity.settings import DEFAULT_LOOKBACK
-from tap_flowfinity.simulator import Simulator
 from tap_flowfinity.tap import TapFlowfinity
 from tests.e2e.singer_checks import STREAM, bookmark, parse_output
 

@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from tap_flowfinity.simulator import Fault, Simulator
+from flowfinity_simulator import Fault, Simulator
 from tap_flowfinity.tap import TapFlowfinity
 from tests.e2e.singer_checks import (
     STREAM,

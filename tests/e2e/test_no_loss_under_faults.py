@@ -18,8 +18,8 @@ from email.utils import format_datetime
 
 import pytest
 
+from flowfinity_simulator import Fault, Simulator
 from tap_flowfinity.errors import RetriesExhausted
-from tap_flowfinity.simulator import Fault, Simulator
 from tap_flowfinity.tap import TapFlowfinity
 from tests.e2e.singer_checks import (
     STREAM,

@@ -9,7 +9,7 @@ import json
 import os
 import subprocess
 
-from tap_flowfinity.simulator.faults import Fault
+from flowfinity_simulator.faults import Fault
 from tests.harness.meltano import DEV_USERNAME, REPO_ROOT, get_state, run_meltano
 
 TAP = str(REPO_ROOT / ".venv" / "bin" / "tap-flowfinity")

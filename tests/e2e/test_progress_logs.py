@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tap_flowfinity.simulator import Simulator
-from tap_flowfinity.simulator.faults import Fault
+from flowfinity_simulator import Simulator
+from flowfinity_simulator.faults import Fault
 from tests.harness.meltano import DEV_PASSWORD, DEV_USERNAME, REPO_ROOT
 
 TAP = str(REPO_ROOT / ".venv" / "bin" / "tap-flowfinity")

@@ -27,7 +27,7 @@ import typing as t
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tap_flowfinity.simulator import Fault, Simulator
+from flowfinity_simulator import Fault, Simulator
 from tap_flowfinity.tap import TapFlowfinity
 from tests.e2e.singer_checks import STREAM, bookmark, record_sleeps
 

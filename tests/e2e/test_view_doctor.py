@@ -11,7 +11,7 @@ import typing as t
 
 import pytest
 
-from tap_flowfinity.simulator.faults import Fault
+from flowfinity_simulator.faults import Fault
 from tests.harness.meltano import DEV_PASSWORD, DEV_USERNAME, REPO_ROOT, run_meltano
 
 TAP = str(REPO_ROOT / ".venv" / "bin" / "tap-flowfinity")
@@ -192,7 +192,7 @@ def test_plain_http_to_a_remote_host_is_warned(tmp_path):
 
 
 def test_bounded_sample_on_a_large_view(tmp_path):
-    from tap_flowfinity.simulator import Simulator
+    from flowfinity_simulator import Simulator
 
     with Simulator(username=DEV_USERNAME, password=DEV_PASSWORD, synthetic=50_000) as sim:
         result = doctor(tmp_path, leads(sim))

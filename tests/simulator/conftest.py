@@ -16,7 +16,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from tap_flowfinity.simulator import Simulator
+from flowfinity_simulator import Simulator
 
 USERNAME = "integration"
 PASSWORD = "s3cret"

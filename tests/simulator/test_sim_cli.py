@@ -18,7 +18,7 @@ def test_ready_line_serves_and_exits_on_sigterm(tmp_path):
         [
             sys.executable,
             "-m",
-            "tap_flowfinity.simulator.cli",
+            "flowfinity_simulator.cli",
             "--port",
             "0",
             "--demo-records",
@@ -54,7 +54,7 @@ def test_ready_line_serves_and_exits_on_sigterm(tmp_path):
 
 def test_refuses_a_non_loopback_host_without_the_flag():
     result = subprocess.run(
-        [sys.executable, "-m", "tap_flowfinity.simulator.cli", "--host", "0.0.0.0", "--port", "0"],
+        [sys.executable, "-m", "flowfinity_simulator.cli", "--host", "0.0.0.0", "--port", "0"],
         capture_output=True,
         text=True,
         timeout=30,

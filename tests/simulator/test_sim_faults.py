@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tap_flowfinity.simulator import Fault
+from flowfinity_simulator import Fault
 
 
 def ids(records):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tap_flowfinity.simulator import Fault
+from flowfinity_simulator import Fault
 
 N = 5_000
 

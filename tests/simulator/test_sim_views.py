@@ -28,7 +28,7 @@ def test_demo_apps_and_record_shape(sim, client):
 
 
 def test_same_seed_same_data(sim):
-    from tap_flowfinity.simulator import Simulator
+    from flowfinity_simulator import Simulator
 
     other = Simulator(password="x", demo_records=25, seed=1)
     assert other.truth("leads") == sim.truth("leads")

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
+from flowfinity_simulator import Simulator
 from tap_flowfinity.fieldtypes import FieldTypeError
-from tap_flowfinity.simulator import Simulator
 from tap_flowfinity.tap import TapFlowfinity
 
 PASSWORD = "types-tests-password"

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from flowfinity_simulator import Fault, Simulator
 from tap_flowfinity.errors import UnsortedView
-from tap_flowfinity.simulator import Fault, Simulator
 from tap_flowfinity.tap import TapFlowfinity
 
 PASSWORD = "stream-tests-password"

@@ -4,8 +4,8 @@
 scriptable faults; records.py the shared submission counter and held submissions.
 """
 
-from tap_flowfinity.simulator.faults import Fault, FaultBook
-from tap_flowfinity.simulator.records import Held, Store
-from tap_flowfinity.simulator.service import Simulator
+from flowfinity_simulator.faults import Fault, FaultBook
+from flowfinity_simulator.records import Held, Store
+from flowfinity_simulator.service import Simulator
 
 __all__ = ["Fault", "FaultBook", "Held", "Simulator", "Store"]

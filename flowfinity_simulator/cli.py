@@ -3,7 +3,7 @@
 Prints one JSON line when ready ({"base_url", "views", "operations"}), also written to
 --ready-file, and serves until SIGTERM or Ctrl-C. The password comes from
 FLOWFINITY_SIM_PASSWORD or --password and is never printed. The endpoints, including the
-control API under /_sim/, are documented in tap_flowfinity/simulator/service.py.
+control API under /_sim/, are documented in flowfinity_simulator/service.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 import threading
 from pathlib import Path
 
-from tap_flowfinity.simulator.service import LOOPBACK_HOSTS, Simulator
+from flowfinity_simulator.service import LOOPBACK_HOSTS, Simulator
 
 DEFAULT_PASSWORD = "dev-simulator-password"  # meltano.yml's dev environment uses it
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import typing as t
 
-from tap_flowfinity.simulator.records import App, Store
+from flowfinity_simulator.records import App, Store
 
 FIRST_NAMES = ["John", "Maria", "Wei", "Aisha", "Lars", "Zoë", "Kenji", "Olu", "Priya", "Sam"]
 LAST_NAMES = ["Smith", "García", "Chen", "Khan", "Berg", "Dubois", "Sato", "Adeyemi", "Rao"]

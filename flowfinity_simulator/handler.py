@@ -18,10 +18,10 @@ import typing as t
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from tap_flowfinity.simulator.faults import Fault
+from flowfinity_simulator.faults import Fault
 
 if t.TYPE_CHECKING:
-    from tap_flowfinity.simulator.service import Simulator
+    from flowfinity_simulator.service import Simulator
 
 logger = logging.getLogger("flowfinity-simulator")
 

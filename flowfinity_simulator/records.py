@@ -15,7 +15,7 @@ import threading
 import typing as t
 from dataclasses import dataclass, field
 
-from tap_flowfinity.simulator.synthetic import SyntheticRecords
+from flowfinity_simulator.synthetic import SyntheticRecords
 
 FIRST_SUBMISSION_ID = 18_734_000
 DEFAULT_STATE = "Open"

@@ -38,11 +38,11 @@ import threading
 import typing as t
 from collections import deque
 
-from tap_flowfinity.simulator.demo import load_demo
-from tap_flowfinity.simulator.faults import Fault, FaultBook
-from tap_flowfinity.simulator.handler import Handler, SimulatorServer
-from tap_flowfinity.simulator.records import Held, Record, Store
-from tap_flowfinity.simulator.synthetic import SyntheticRecords
+from flowfinity_simulator.demo import load_demo
+from flowfinity_simulator.faults import Fault, FaultBook
+from flowfinity_simulator.handler import Handler, SimulatorServer
+from flowfinity_simulator.records import Held, Record, Store
+from flowfinity_simulator.synthetic import SyntheticRecords
 
 logger = logging.getLogger("flowfinity-simulator")
 
