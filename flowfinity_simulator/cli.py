@@ -16,7 +16,15 @@ import sys
 import threading
 from pathlib import Path
 
+from flowfinity_simulator.replay import Capture
 from flowfinity_simulator.service import LOOPBACK_HOSTS, Simulator
+from flowfinity_simulator.variants import (
+    DEFAULT_CURSOR_KEY,
+    DEFAULT_STATE_KEY,
+    EMPTY_ANSWERS,
+    METHODS,
+    Variants,
+)
 
 DEFAULT_PASSWORD = "dev-simulator-password"  # meltano.yml's dev environment uses it
 
@@ -42,6 +50,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="how view responses are delimited",
     )
     parser.add_argument("--cursor-parameter", default="PreviousLastSubmissionId")
+    variants = parser.add_argument_group(
+        "variants", "how the site differs from the documented defaults (variants.py)"
+    )
+    variants.add_argument("--cursor-key", default=DEFAULT_CURSOR_KEY, help="e.g. lastSubmissionID")
+    variants.add_argument("--state-key", default=DEFAULT_STATE_KEY)
+    variants.add_argument(
+        "--records-per-submission", type=int, default=1, help="records sharing one id"
+    )
+    variants.add_argument("--empty-answer", choices=sorted(EMPTY_ANSWERS), default="array")
+    variants.add_argument("--bom", action="store_true", help="UTF-8 byte-order mark first")
+    variants.add_argument(
+        "--strict-params", action="store_true", help="a repeated parameter is joined: a,b"
+    )
+    variants.add_argument("--auth-scheme", default="Basic", help="e.g. NTLM, Negotiate")
+    variants.add_argument("--method", choices=sorted(METHODS), default="GET")
+    parser.add_argument(
+        "--replay",
+        type=Path,
+        default=None,
+        help="serve the views of a capture file (tap-flowfinity --capture) instead of the demo",
+    )
     parser.add_argument("--ready-file", type=Path, default=None)
     parser.add_argument(
         "--allow-remote", action="store_true", help="allow a non-loopback --host (no TLS!)"
@@ -59,6 +88,17 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     try:
+        site = Variants(
+            cursor_key=args.cursor_key,
+            state_key=args.state_key,
+            records_per_submission=args.records_per_submission,
+            empty_answer=args.empty_answer,
+            bom=args.bom,
+            strict_params=args.strict_params,
+            auth_scheme=args.auth_scheme,
+            method=args.method,
+        )
+        replay = Capture.load(args.replay) if args.replay else None
         sim = Simulator(
             username=args.username,
             password=password,
@@ -71,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             cursor_parameter=args.cursor_parameter,
             allow_remote=args.allow_remote,
             framing=args.framing,
+            variants=site,
+            replay=replay,
         )
         sim.start()
     except (ValueError, OSError) as exc:

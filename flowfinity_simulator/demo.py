@@ -66,12 +66,22 @@ def visit_fields(rng: random.Random) -> t.Callable[[int], dict[str, t.Any]]:
     return make
 
 
-def load_demo(store: Store, records_per_app: int = 25, seed: int = 1) -> None:
-    """Create both demo apps with interleaved submissions, as on a site where both are in use."""
+def load_demo(
+    store: Store, records_per_app: int = 25, seed: int = 1, records_per_submission: int = 1
+) -> None:
+    """Create both demo apps with interleaved submissions, as on a site where both are in use.
+
+    With `records_per_submission` above 1, records are created in transactions of that many,
+    each sharing one submission id.
+    """
     rng = random.Random(seed)
     store.add_app(App("leads", "LeadRegistration", "LeadsSync", fields=lead_fields(rng)))
     store.add_app(App("visits", "ServiceVisit", "VisitsSync", fields=visit_fields(rng)))
-    for _ in range(records_per_app):
+    for first in range(0, records_per_app, records_per_submission):
         for view_key in ("leads", "visits"):
             store.advance_counter(rng.randint(20, 200))  # submissions in apps not synced here
-            store.create(view_key)
+            if records_per_submission == 1:
+                store.create(view_key)
+            else:
+                count = min(records_per_submission, records_per_app - first)
+                store.create_together(view_key, [None] * count)

@@ -8,6 +8,7 @@ answer, otherwise the next request on the connection would be misparsed.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import socket
@@ -22,6 +23,7 @@ from flowfinity_simulator.faults import Fault
 
 if t.TYPE_CHECKING:
     from flowfinity_simulator.service import Simulator
+    from flowfinity_simulator.variants import Variants
 
 logger = logging.getLogger("flowfinity-simulator")
 
@@ -29,6 +31,7 @@ CHUNK_BYTES = 64 * 1024
 DRIP_CHUNK_BYTES = 256
 OPERATIONS = frozenset({"Create", "Update", "Delete", "Restore", "Transition"})
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Basic realm="Flowfinity"'}
+BOM = "\ufeff"  # encoded as UTF-8 with the body: EF BB BF
 
 
 class ConnectionCut(Exception):
@@ -179,6 +182,10 @@ class Handler(BaseHTTPRequestHandler):
         if parts.path.startswith("/_sim/"):
             self._control("POST", parts.path, body)
             return
+        view_key = self._view_at(parts.path)
+        if view_key is not None:  # a site whose views answer POST (variants.method)
+            self._serve_view(view_key, parts.path, parse_qs(parts.query, keep_blank_values=True))
+            return
         for key, app in self.simulator.store.apps.items():
             prefix = app.operations_path + "/"
             if parts.path.startswith(prefix):
@@ -210,10 +217,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def _serve_view(self, view_key: str, path: str, query: dict[str, list[str]]) -> None:
         sim = self.simulator
+        variants = sim.variants_for(view_key)
         entry = self._log(
             {
                 "path": path,
                 "query": {k: v[-1] for k, v in query.items()},
+                "repeated": sorted(k for k, v in query.items() if len(v) > 1),
                 "view": view_key,
                 "cursor": None,
                 "status": 401,
@@ -222,9 +231,18 @@ class Handler(BaseHTTPRequestHandler):
             }
         )
         entry["params"] = entry["query"]  # the older name, kept for callers that use it
+        if self.command != variants.method:
+            entry["status"] = 405
+            self._send_json(405, {"error": "Method not allowed"}, {"Allow": variants.method})
+            return
+        if not variants.accepts_basic():
+            self._send_text(401, "Unauthorized", {"WWW-Authenticate": variants.auth_scheme})
+            return
         if not sim.check_credentials(self.headers.get("Authorization")):
             self._send_text(401, "Unauthorized", UNAUTHORIZED_HEADERS)
             return
+        if variants.strict_params:  # ASP.NET joins a repeated parameter's values
+            query = {k: [",".join(v)] for k, v in query.items()}
         raw_cursor = (query.get(sim.cursor_parameter) or [""])[-1].strip()
         if raw_cursor and not raw_cursor.isdigit():
             entry["status"] = 400
@@ -253,9 +271,14 @@ class Handler(BaseHTTPRequestHandler):
         if any(f.kind == "ignore_cursor" for f in faults):
             after = None
         unsorted = next((f for f in faults if f.kind == "unsorted"), None)
-        rows = sim.select(
-            view_key, after, sim.response_cap(faults), order=unsorted.order if unsorted else None
-        )
+        cap = sim.response_cap(faults, view_key)
+        rows = sim.select(view_key, after, cap, order=unsorted.order if unsorted else None)
+        first = next(rows, None)
+        if first is None and variants.empty_answer != "array":
+            self._send_empty(variants, entry)
+            return
+        if first is not None:
+            rows = itertools.chain([first], rows)
         drop = next((f for f in faults if f.kind == "drop_after_bytes"), None)
         slow = next((f for f in faults if f.kind == "slow" and f.chunk_delay), None)
         framing = drop.framing if drop else sim.framing_for(view_key)
@@ -264,8 +287,12 @@ class Handler(BaseHTTPRequestHandler):
             chunk_bytes = DRIP_CHUNK_BYTES if slow else CHUNK_BYTES
         entry["status"] = 200
         self.send_response(200)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Type", variants.content_type)
+        for key, value in variants.headers.items():
+            self.send_header(key, value)
         pieces = _array_pieces(rows, entry)
+        if variants.bom:
+            pieces = itertools.chain([BOM], pieces)
         if framing == "length":  # the length is needed up front: render the body first
             body = "".join(pieces)
             pieces = iter([body])
@@ -289,6 +316,21 @@ class Handler(BaseHTTPRequestHandler):
             writer.finish()
         except ConnectionCut:
             self.close_connection = True
+
+    def _send_empty(self, variants: Variants, entry: dict[str, t.Any]) -> None:
+        """Nothing new, in the site's form: 204, an empty 200 or the JSON literal null."""
+        if variants.empty_answer == "no_content":
+            entry["status"] = 204
+            self.send_response(204)
+            for key, value in variants.headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            return
+        body = b"" if variants.empty_answer == "empty" else b"null"
+        if body and variants.bom:
+            body = BOM.encode() + body
+        entry["status"] = 200
+        self._send_bytes(200, body, {"Content-Type": variants.content_type, **variants.headers})
 
     # Operations
 
@@ -400,6 +442,13 @@ class Handler(BaseHTTPRequestHandler):
                 record_id = fields.pop("RecordID", None)
                 reads = fields.pop("_reads", None)
                 return sim.hold(view, fields, record_id=record_id, reads=reads).to_json()
+            case "GET", ["variants"]:
+                return sim.variants.to_json()
+            case "POST", ["variants"]:
+                sim.variants = sim.variants.updated(fields)
+                return sim.variants.to_json()
+            case "POST", ["views", view, "transaction"]:
+                return sim.create_together(view, list(fields.get("records") or []))
             case "GET", ["holds"]:
                 return [h.to_json() for h in sim.store.held()]
             case "POST", ["holds", handle, "release"]:
@@ -415,8 +464,11 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _send_json(self, status: int, payload: t.Any) -> None:
-        self._send_bytes(status, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+    def _send_json(
+        self, status: int, payload: t.Any, headers: dict[str, str] | None = None
+    ) -> None:
+        headers = {"Content-Type": "application/json", **(headers or {})}
+        self._send_bytes(status, json.dumps(payload).encode(), headers)
 
     def _send_text(self, status: int, body: str, headers: dict[str, str]) -> None:
         self._send_bytes(status, body.encode(), headers)

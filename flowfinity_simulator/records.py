@@ -16,6 +16,7 @@ import typing as t
 from dataclasses import dataclass, field
 
 from flowfinity_simulator.synthetic import SyntheticRecords
+from flowfinity_simulator.variants import Variants
 
 FIRST_SUBMISSION_ID = 18_734_000
 DEFAULT_STATE = "Open"
@@ -35,10 +36,13 @@ class App:
     records: dict[str, Record] = field(default_factory=dict)
     synthetic: SyntheticRecords | None = None  # a large read-only history, rendered lazily
     next_record_number: int = 227_500
+    path: str | None = None  # the view's own URL path (a replayed capture's), else the pattern
+    variants: Variants | None = None  # this view's own answers (a replayed capture's)
+    cap: int = 0  # this view's own records-per-answer cap (0: the site's)
 
     @property
     def view_path(self) -> str:
-        return f"/Flowfinity/api/rest/v1/{self.name}/views/{self.view_name}"
+        return self.path or f"/Flowfinity/api/rest/v1/{self.name}/views/{self.view_name}"
 
     @property
     def operations_path(self) -> str:
@@ -146,6 +150,23 @@ class Store:
             record.setdefault("State", DEFAULT_STATE)
             return self._submit(view_key, record, hold=hold)
 
+    def create_together(self, view_key: str, items: t.Sequence[Record | None]) -> list[Record]:
+        """New records submitted as one transaction: they share one submission id."""
+        with self._lock:
+            app = self.app(view_key)
+            submission_id = str(self.next_submission_id())
+            created = []
+            for fields in items:
+                app.next_record_number += 1
+                number = app.next_record_number
+                record = app.fields(number)
+                record.update(copy.deepcopy(fields or {}))
+                record["RecordID"] = f"{number:09d}"
+                record.setdefault("State", DEFAULT_STATE)
+                record["lastSubmissionId"] = submission_id
+                created.append(self._commit(view_key, record))
+            return created
+
     def update(
         self, view_key: str, record_id: str, fields: Record, *, hold: bool | int = False
     ) -> t.Any:
@@ -240,6 +261,7 @@ class Store:
         """
         with self._lock:
             app = self.app(view_key)
+            # Stable: records sharing one id keep the order they were stored in.
             rows = sorted(app.records.values(), key=lambda r: int(r["lastSubmissionId"]))
             self._count_read(view_key)
             return rows, app.synthetic

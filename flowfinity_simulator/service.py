@@ -25,6 +25,15 @@ Control API (no auth: loopback tooling for tests and the demo; JSON in, JSON out
                                                     "RecordID" to hold an update, "_reads": n to
                                                     release after n view reads) -> {"hold": h, ...}
 - GET  /_sim/holds, POST /_sim/holds/<h>/release    pending held submissions; release one
+- GET  /_sim/variants, POST /_sim/variants          how the site differs (variants.py); POST
+                                                    switches the keys given
+- POST /_sim/views/<view>/transaction               {"records": [fields, ...]}: created
+                                                    together, sharing one submission id
+
+Variants (variants.py) switch the points Flowfinity's documentation leaves open: key casing,
+equal submission ids, the empty answer, a byte-order mark, strict query parameters, the auth
+scheme and the HTTP method. Replay mode (replay.py) serves a capture of a real site's views
+instead of the demo apps.
 """
 
 from __future__ import annotations
@@ -43,6 +52,10 @@ from flowfinity_simulator.faults import Fault, FaultBook
 from flowfinity_simulator.handler import Handler, SimulatorServer
 from flowfinity_simulator.records import Held, Record, Store
 from flowfinity_simulator.synthetic import SyntheticRecords
+from flowfinity_simulator.variants import Variants
+
+if t.TYPE_CHECKING:
+    from flowfinity_simulator.replay import Capture
 
 logger = logging.getLogger("flowfinity-simulator")
 
@@ -67,6 +80,8 @@ class Simulator:
         allow_remote: bool = False,
         framing: str = "auto",
         request_log_size: int = 100_000,
+        variants: Variants | None = None,
+        replay: Capture | None = None,
     ) -> None:
         if host not in LOOPBACK_HOSTS and not allow_remote:
             raise ValueError(f"refusing to bind {host!r}: the simulator serves loopback only")
@@ -82,6 +97,8 @@ class Simulator:
         self.cursor_parameter = cursor_parameter
         self.max_records_per_response = max_records_per_response
         self.framing = framing
+        self.variants = variants or Variants()
+        self.replay = replay
         self.faults = FaultBook()
         self._log_lock = threading.Lock()
         self._requests: deque[dict[str, t.Any]] = deque(maxlen=request_log_size)
@@ -91,7 +108,15 @@ class Simulator:
 
     def _build_store(self) -> Store:
         store = Store()
-        load_demo(store, records_per_app=self.demo_records, seed=self.seed)
+        if self.replay is not None:
+            self.replay.load_into(store)
+            return store
+        load_demo(
+            store,
+            records_per_app=self.demo_records,
+            seed=self.seed,
+            records_per_submission=self.variants.records_per_submission,
+        )
         if self.synthetic:
             # The synthetic history replaces the leads demo records; writes made later are
             # ordinary records with larger ids, served after it.
@@ -174,6 +199,10 @@ class Simulator:
 
     def create(self, view_key: str, fields: Record | None = None) -> Record:
         return self._visible(self.store.create(view_key, fields, hold=self._hold_policy(view_key)))
+
+    def create_together(self, view_key: str, items: t.Sequence[Record | None]) -> list[Record]:
+        """New records in one transaction: one submission id for all of them."""
+        return self.store.create_together(view_key, items)
 
     def update(self, view_key: str, record_id: str, fields: Record) -> Record:
         hold = self._hold_policy(view_key)
@@ -268,20 +297,31 @@ class Simulator:
 
     # Serving a view
 
+    def variants_for(self, view_key: str) -> Variants:
+        """How this view answers: its own variants (a replayed capture's), else the site's."""
+        return self.store.app(view_key).variants or self.variants
+
     def framing_for(self, view_key: str) -> str:
         """How a normal view response is framed (`auto`: a length when the body is small).
 
         A synthetic history is streamed with chunked encoding: its length is not known
-        before it is rendered, and rendering it twice would halve the throughput.
+        before it is rendered, and rendering it twice would halve the throughput. A replayed
+        view is framed as the captured site framed it.
         """
+        replayed = self.store.app(view_key).variants
+        if replayed is not None and replayed.framing != "auto":
+            return replayed.framing
         if self.framing != "auto":
             return self.framing
         return "chunked" if self.store.app(view_key).synthetic is not None else "length"
 
-    def response_cap(self, faults: list[Fault]) -> int:
-        """Records per response: a `cap` fault's, else the site-wide cap (0: no cap)."""
+    def response_cap(self, faults: list[Fault], view_key: str | None = None) -> int:
+        """Records per response: a `cap` fault's, else the view's, else the site's (0: none)."""
         caps = [f.cap for f in faults if f.kind == "cap" and f.cap > 0]
-        return min(caps) if caps else self.max_records_per_response
+        if caps:
+            return min(caps)
+        own = self.store.app(view_key).cap if view_key is not None else 0
+        return own or self.max_records_per_response
 
     def select(
         self, view_key: str, after: int | None, cap: int = 0, *, order: str | None = None
@@ -297,10 +337,15 @@ class Simulator:
         descending = order == "descending"
         if descending:
             newer.reverse()
+        variants = self.variants_for(view_key)
+        if variants.renames_keys:
+            newer = [variants.rename_record(r) for r in newer]
         rows: t.Iterator[str] = (json.dumps(r, ensure_ascii=False) for r in newer)
         if synthetic is not None:
             skip = {i for r in written if (i := synthetic.index_of(r["RecordID"])) is not None}
             history = synthetic.render_from(after, skip, reverse=descending)
+            if variants.renames_keys:
+                history = map(variants.rename_text, history)
             rows = itertools.chain(rows, history) if descending else itertools.chain(history, rows)
         if order == "swap_first":
             rows = _swap_first(rows)
