@@ -3,7 +3,8 @@
 The recipe: ask the view for the records after the last processed `lastSubmissionId`, and
 keep asking from the last one received until an answer brings nothing new. Flowfinity
 documents no page size, so this works the same whether a server sends the whole remainder
-at once (one extra, empty request) or caps each answer at some count.
+at once (one extra, empty request) or caps each answer at some count. Every request goes
+through the view's ViewClient (viewclient.py).
 """
 
 from __future__ import annotations
@@ -12,35 +13,18 @@ import itertools
 import logging
 import typing as t
 from functools import cached_property
-from http import HTTPStatus
-from urllib.parse import urlsplit
 
-import requests
-from singer_sdk.authenticators import BasicAuthenticator
-from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.streams import RESTStream
-from singer_sdk.streams.rest import PageContext
 
-from tap_flowfinity.cursor import parse_cursor
-from tap_flowfinity.errors import (
-    AccessDenied,
-    CredentialsRejected,
-    CursorNotFiltering,
-    FlowfinityError,
-    UnsortedView,
-    ViewNotFound,
-)
-from tap_flowfinity.parsing import iter_records
 from tap_flowfinity.progress import Progress
 from tap_flowfinity.retries import RETRIABLE_ERRORS, RetryBudget, describe_failure
-from tap_flowfinity.security import tls_verify
 from tap_flowfinity.settings import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_RETRY_SECONDS,
     DEFAULT_PROGRESS_INTERVAL,
-    DEFAULT_REQUEST_TIMEOUT,
     ViewSettings,
 )
+from tap_flowfinity.viewclient import ViewClient
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -55,9 +39,6 @@ class FlowfinityStream(RESTStream[int]):
     def __init__(self, tap: Tap, view: ViewSettings, schema: dict[str, t.Any] | None) -> None:
         self.view = view
         super().__init__(tap=tap, name=view.name, schema=schema)
-        # Responses are parsed while they arrive, never loaded whole into memory.
-        self.requests_session.stream = True
-        self.requests_session.verify = tls_verify(self.config)  # ca_bundle; always verified
 
     @property
     def url_base(self) -> str:
@@ -69,79 +50,13 @@ class FlowfinityStream(RESTStream[int]):
         return self.view.url
 
     @cached_property
-    def authenticator(self) -> BasicAuthenticator:
-        """HTTP Basic for the Integration user (the working assumption of flowfinity-api.md)."""
-        return BasicAuthenticator(
-            username=self.config["username"], password=self.config["password"]
-        )
-
-    @property
-    def http_headers(self) -> dict[str, str]:
-        """Ask for JSON, so a server that can answer otherwise knows what we expect."""
-        return {"Accept": "application/json"}
-
-    @property
-    def timeout(self) -> int:
-        """Seconds to connect, and seconds of silence tolerated while reading the body."""
-        return int(self.config.get("request_timeout") or DEFAULT_REQUEST_TIMEOUT)
-
-    def get_url_params(
-        self, context: Context | None, next_page_token: int | None
-    ) -> dict[str, t.Any]:
-        """The cursor is the page token: each request asks after the last id received."""
-        return self.view.query_params(next_page_token)
-
-    # Responses
-
-    def validate_response(self, response: requests.Response) -> None:
-        """Turn HTTP errors into a one-line reason and fix, or into a retry."""
-        status = response.status_code
-        if status < HTTPStatus.BAD_REQUEST:
-            return
-        response.close()
-        if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
-            raise RetriableAPIError(f"view {self.name!r}: HTTP {status}", response)
-        raise self._client_error(status)
-
-    def _client_error(self, status: int) -> FlowfinityError:
-        where = self._redacted_url
-        if status == HTTPStatus.UNAUTHORIZED:
-            return CredentialsRejected(
-                self.name,
-                f"Flowfinity rejected the credentials (HTTP 401 from {where})",
-                "check username and password, and that the user is an Integration user "
-                "with Query() enabled for this app",
-            )
-        if status == HTTPStatus.FORBIDDEN:
-            return AccessDenied(
-                self.name,
-                f"the Integration user may not query this view (HTTP 403 from {where})",
-                "grant the user Query() access to the app in Flowfinity",
-            )
-        if status == HTTPStatus.NOT_FOUND:
-            return ViewNotFound(
-                self.name,
-                f"no view at {where} (HTTP 404)",
-                "copy the URL from the App Editor (Configure > Integration > REST "
-                "Integration > Details) into views[].url",
-            )
-        return FlowfinityError(
-            self.name,
-            f"Flowfinity answered HTTP {status} from {where}",
-            "check views[].url and views[].params",
-        )
-
-    @cached_property
-    def _redacted_url(self) -> str:
-        """The view URL without query or user info, safe to print."""
-        parts = urlsplit(self.view.url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        return f"{parts.scheme}://{host}{port}{parts.path}"
-
-    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
-        """Stream the records out of the view's JSON array as they arrive."""
-        return iter_records(response, self.name)
+    def client(self) -> ViewClient:
+        """The view's HTTP client (the doctor and capture build theirs the same way)."""
+        client = ViewClient.for_config(self.config, self.view, self.logger, self.user_agent)
+        warning = client.url_warning()
+        if warning:
+            self.logger.warning(warning)
+        return client
 
     # The recipe
 
@@ -155,24 +70,49 @@ class FlowfinityStream(RESTStream[int]):
         A transient failure, before the response or in the middle of its body, is retried
         from the last record emitted: the records already emitted stay emitted and none is
         skipped. The budget restarts whenever a response makes progress.
+
+        Records may share one submission id (a multi-record transaction). Once a view has
+        shown that, each request asks from one below the last id and drops the records of
+        that id already emitted, so an answer capped (or cut) inside a group loses none of
+        it; a view with unique ids asks from the last id, as the recipe says.
         """
         cursor = self.first_request_cursor(context)
         cursor_field = self.view.cursor_field
         budget = self._new_retry_budget()
         progress = self._new_progress(cursor)
+        # The last id emitted and the RecordID emitted with it; once ids repeat, every
+        # RecordID emitted with the last id.
+        last_id: int | None = None
+        last_record_id: t.Any = None
+        group: set[t.Any] | None = None
+        groups_seen = False
+        emitted = 0
         with self.get_http_request_counter() as request_counter, progress:
             request_counter.with_context(context)
             while True:
                 delivered = 0
                 request_counter.increment()  # attempts, failed ones included
                 progress.request()
+                ask = last_id - 1 if groups_seen and last_id is not None else cursor
                 try:
-                    for record in self._read_page(context, cursor):
+                    for record in self._read_page(context, ask):
+                        value = record[cursor_field]
+                        if value == last_id:
+                            record_id = record.get("RecordID")
+                            if group is None:
+                                group = {last_record_id}
+                                groups_seen = True
+                            if record_id in group:
+                                continue  # emitted before: this request asked from id - 1
+                            group.add(record_id)
+                        else:
+                            last_id, last_record_id, group = value, record.get("RecordID"), None
                         yield record
-                        cursor = record[cursor_field]
+                        cursor = value
                         progress.record(cursor)
                         delivered += 1
                 except RETRIABLE_ERRORS as exc:
+                    emitted += delivered
                     if delivered:
                         budget = self._new_retry_budget()
                     self._wait_before_retry(
@@ -180,19 +120,22 @@ class FlowfinityStream(RESTStream[int]):
                     )
                     progress.retry()
                     continue
+                emitted += delivered
                 if not delivered:
-                    return
+                    break
                 budget = self._new_retry_budget()
+        if emitted and not self.client.state_seen:
+            self.logger.warning(self.client.missing_state_warning())
 
-    def sample_records(self, size: int) -> list[dict]:
-        """The view's first `size` records (for discovery), with the sync's retry policy.
+    def sample_records(self, size: int, after: int | None) -> list[dict]:
+        """The view's first `size` records after `after` (for discovery), with retries.
 
         A transient failure while discovering must not fail the run any more than one while
         syncing: `meltano run` discovers before every sync.
         """
         budget = self._new_retry_budget()
         while True:
-            records = self._read_page(None, None)
+            records = self._read_page(None, after)
             try:
                 return list(itertools.islice(records, size))
             except RETRIABLE_ERRORS as exc:
@@ -230,41 +173,9 @@ class FlowfinityStream(RESTStream[int]):
         )
 
     def _read_page(self, context: Context | None, cursor: int | None) -> t.Iterator[dict]:
-        """One request from `cursor`: yield its records, checked to ascend past the cursor."""
-        http_request = self.get_http_request(
-            page=PageContext(stream_context=context, next_page_token=cursor)
+        """One request from `cursor`: its records, checked not to go down nor below it."""
+        response = self.client.send(cursor)
+        self._write_request_duration_log(
+            endpoint=self.path, response=response, context=context, extra_tags=None
         )
-        prepared = self.build_prepared_request(
-            method=http_request.method,
-            url=http_request.url,
-            params=http_request.encode_params(),
-            headers=http_request.headers,
-        )
-        response = self._request(prepared, context)
-        self.update_sync_costs(prepared, response, context)
-        try:
-            previous = cursor
-            for record in self.parse_response(response):
-                value = parse_cursor(record, self.view)
-                if previous is not None and value <= previous:
-                    raise self._order_error(value, previous, first=previous == cursor)
-                previous = value
-                yield record
-        finally:
-            response.close()
-
-    def _order_error(self, value: int, previous: int, *, first: bool) -> FlowfinityError:
-        name = self.view.cursor_field
-        if first:
-            return CursorNotFiltering(
-                self.name,
-                f"asked for records after {name} {previous}, the view returned {value}",
-                f"add the filter '{name} is greater than Previous Last Submission ID' OR "
-                "'Previous Last Submission ID does not contain data' to the view, and "
-                f"check cursor_parameter ({self.view.cursor_parameter!r})",
-            )
-        return UnsortedView(
-            self.name,
-            f"{name} {value} came after {previous}: the view is not sorted ascending",
-            "sort the view by Last submission ID ascending",
-        )
+        yield from self.client.records(response, cursor)

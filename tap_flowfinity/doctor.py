@@ -14,23 +14,32 @@ broken setup is reported in seconds.
 from __future__ import annotations
 
 import itertools
+import logging
 import sys
 import time
 import typing as t
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from http import HTTPStatus
-from urllib.parse import urlsplit
 
 import requests
+from singer_sdk.exceptions import RetriableAPIError
 
 from tap_flowfinity.cursor import parse_cursor
-from tap_flowfinity.errors import FlowfinityError, TruncatedResponse
-from tap_flowfinity.parsing import iter_records
+from tap_flowfinity.errors import (
+    AccessDenied,
+    AuthSchemeNotSupported,
+    CredentialsRejected,
+    FlowfinityError,
+    MethodNotAllowed,
+    TruncatedResponse,
+    ViewNotFound,
+)
 from tap_flowfinity.retries import network_problem, tls_error
 from tap_flowfinity.schema import DELETED_AT, infer_schema
-from tap_flowfinity.security import plain_http_warnings, redact, tls_verify
-from tap_flowfinity.settings import DEFAULT_REQUEST_TIMEOUT, ViewSettings
+from tap_flowfinity.security import plain_http_warnings, redact
+from tap_flowfinity.settings import ViewSettings
+from tap_flowfinity.viewclient import FIX_SORT, ViewClient, state_name
 
 DOCTOR_SAMPLE_SIZE = 200
 FILTER_PROBE_SIZE = 20
@@ -47,11 +56,7 @@ CHECKS = (
     "deleted state",
 )
 
-FIX_URL = (
-    "copy the view's URL from the App Editor (Configure > Integration > REST Integration > "
-    "Details) into views[].url"
-)
-FIX_SORT = "sort the view by Last submission ID, ascending"
+LOGGER = logging.getLogger("tap-flowfinity")
 
 
 @dataclass(frozen=True)
@@ -89,20 +94,14 @@ class ViewDoctor:
         config: t.Mapping[str, t.Any],
         view: ViewSettings,
         sample_size: int = DOCTOR_SAMPLE_SIZE,
+        logger: logging.Logger = LOGGER,
     ) -> None:
         self.view = view
         self.sample_size = sample_size
-        self.timeout = float(config.get("request_timeout") or DEFAULT_REQUEST_TIMEOUT)
-        self.session = requests.Session()
-        self.session.auth = (str(config.get("username", "")), str(config.get("password", "")))
-        # Passed to each request: a session's own `verify` loses to REQUESTS_CA_BUNDLE.
-        self.verify = tls_verify(config)
-        self.session.headers["Accept"] = "application/json"
+        self.client = ViewClient.for_config(config, view, logger)
+        self.username = str(config.get("username", ""))
         self.checks: list[Check] = []
         self.sample: list[dict[str, t.Any]] = []
-        parts = urlsplit(view.url)
-        port = f":{parts.port}" if parts.port else ""
-        self.where = f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
 
     # Running
 
@@ -113,7 +112,7 @@ class ViewDoctor:
         except _Stop:
             pass
         finally:
-            self.session.close()
+            self.client.close()
         done = {check.name for check in self.checks}
         reason = next((c.name for c in self.checks if c.failed), "an earlier check")
         for name in CHECKS:
@@ -142,19 +141,17 @@ class ViewDoctor:
     # Requests
 
     def _get(self, cursor: int | None) -> requests.Response:
-        params = self.view.query_params(cursor)
+        where = self.client.where
         started = time.monotonic()
         try:
-            response = self.session.get(
-                self.view.url, params=params, timeout=self.timeout, stream=True, verify=self.verify
-            )
+            response = self.client.request(cursor)
         except requests.exceptions.RequestException as exc:
             tls = tls_error(self.view.name, exc)
             if tls is not None:
-                self._fail("reachable", f"{self.where}: {tls.problem}", tls.fix)
+                self._fail("reachable", f"{where}: {tls.problem}", tls.fix)
             self._fail(
                 "reachable",
-                f"{self.where}: {network_problem(exc) or type(exc).__name__}",
+                f"{where}: {network_problem(exc) or type(exc).__name__}",
                 "check the host and port in views[].url, and that this machine can reach "
                 "Flowfinity (DNS, firewall, proxy)",
             )
@@ -162,49 +159,32 @@ class ViewDoctor:
         return response
 
     def _check_status(self, response: requests.Response) -> None:
+        """Map the status to the check it fails, with the client's own reason and fix."""
         status = response.status_code
-        if status == HTTPStatus.NOT_FOUND or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        error = self.client.status_error(response)
+        if error is not None:
             response.close()
-            if status == HTTPStatus.NOT_FOUND:
-                self._fail("reachable", f"HTTP 404: no view at {self.where}", FIX_URL)
+        if isinstance(error, RetriableAPIError):
             self._fail(
                 "reachable",
-                f"HTTP {status} from {self.where}: Flowfinity reports a server error",
+                f"HTTP {status} from {self.client.where}: Flowfinity reports a server error",
                 "try again later; if it persists, check views[].url and views[].params",
             )
-        self._add("reachable", PASS, f"HTTP {status} from {self.where} in {self.elapsed:.2f}s")
-        if status == HTTPStatus.UNAUTHORIZED:
-            response.close()
-            self._fail(
-                "credentials accepted",
-                "HTTP 401: Flowfinity rejected the username and password",
-                "check username and password, and that the user is of type Integration with "
-                "Query() enabled for this app",
-            )
-        if status == HTTPStatus.FORBIDDEN:
-            response.close()
-            self._fail(
-                "credentials accepted",
-                "HTTP 403: the user may not query this view",
-                "enable Query() for the Integration user on this app",
-            )
-        self._add("credentials accepted", PASS, f"HTTP {status} as user {self._username()!r}")
-        if status >= HTTPStatus.BAD_REQUEST:
-            response.close()
-            self._fail(
-                "JSON array",
-                f"HTTP {status}: the view refused the request",
-                f"check views[].params and cursor_parameter ({self.view.cursor_parameter!r})",
-            )
-
-    def _username(self) -> str:
-        auth = self.session.auth
-        return str(auth[0]) if isinstance(auth, tuple) else ""
+        if isinstance(error, (ViewNotFound, MethodNotAllowed)):
+            self._fail("reachable", error.problem, error.fix)
+        self._add(
+            "reachable", PASS, f"HTTP {status} from {self.client.where} in {self.elapsed:.2f}s"
+        )
+        if isinstance(error, (CredentialsRejected, AuthSchemeNotSupported, AccessDenied)):
+            self._fail("credentials accepted", error.problem, error.fix)
+        self._add("credentials accepted", PASS, f"HTTP {status} as user {self.username!r}")
+        if isinstance(error, FlowfinityError):
+            self._fail("JSON array", error.problem, error.fix)
 
     def _read_sample(
         self, response: requests.Response, limit: int, check: str
     ) -> list[dict[str, t.Any]]:
-        records = iter_records(response, self.view.name)
+        records = self.client.raw_records(response)
         try:
             sample = list(itertools.islice(records, limit))
         except FlowfinityError as exc:
@@ -218,7 +198,6 @@ class ViewDoctor:
             )
         finally:
             records.close()  # type: ignore[attr-defined]
-            response.close()
         if check == "JSON array":
             more = "the first" if len(sample) == limit else "all"
             self._add(check, PASS, f"a JSON array; read {more} {len(sample)} records")
@@ -237,27 +216,32 @@ class ViewDoctor:
             )
             raise _Stop
         cursors = []
-        for record in self.sample:
+        for sampled in self.sample:
+            record = dict(sampled)
+            self.client.adopt_keys(record)
             missing = [
                 name
                 for name in ("RecordID", view.cursor_field, view.state_field)
                 if name not in record
             ]
-            record_id = record.get("RecordID", "?")
             if missing:
                 self._fail(
                     "fields",
-                    f"record {record_id} has no {', '.join(repr(m) for m in missing)}",
+                    f"record {record.get('RecordID', '?')} has no "
+                    f"{', '.join(repr(m) for m in missing)}; its keys: {_keys(record)}",
                     self._missing_fix(missing),
                 )
             try:
-                cursors.append(parse_cursor(dict(record), view))
+                cursors.append(parse_cursor(record, view))
             except FlowfinityError as exc:
                 self._fail("fields", exc.problem, exc.fix)
+        renamed = self.client.renamed_keys()
+        note = "".join(f"; {name} arrives as {key!r}" for name, key in renamed.items())
         self._add(
             "fields",
             PASS,
-            f"every record carries RecordID, {view.cursor_field} (numeric) and {view.state_field}",
+            f"every record carries RecordID, {view.cursor_field} (numeric) and "
+            f"{view.state_field}{note}",
         )
         return cursors
 
@@ -269,18 +253,20 @@ class ViewDoctor:
         if view.cursor_field in missing:
             fixes.append(
                 "add the system field Last submission ID to the view (or set cursor_field "
-                "to the field that holds it)"
+                "to the key that holds it)"
             )
         if view.state_field in missing:
             fixes.append(
-                "add the workflow State to the view (or set state_field to the field that holds it)"
+                "add the workflow State to the view (or set state_field to the key that holds it)"
             )
         return "; ".join(fixes)
 
     def _check_ascending(self, cursors: list[int]) -> None:
         name = self.view.cursor_field
+        equal = 0
         for index, (previous, value) in enumerate(itertools.pairwise(cursors), start=1):
-            if value <= previous:
+            error = self.client.order_error(value, previous, None)
+            if error is not None:
                 record_id = self.sample[index].get("RecordID", "?")
                 self._fail(
                     "cursors ascend",
@@ -288,7 +274,9 @@ class ViewDoctor:
                     "not sorted by it ascending",
                     FIX_SORT,
                 )
-        self._add("cursors ascend", PASS, f"{name} ascends over {len(cursors)} records")
+            equal += value == previous
+        shared = f" ({equal} records share the id before them)" if equal else ""
+        self._add("cursors ascend", PASS, f"{name} ascends over {len(cursors)} records{shared}")
 
     def _check_filter(self, largest: int) -> None:
         check = "cursor parameter filters"
@@ -304,7 +292,7 @@ class ViewDoctor:
         probe = self._read_sample(response, FILTER_PROBE_SIZE, check)
         for record in probe:
             try:
-                value = parse_cursor(dict(record), self.view)
+                value = self.client.cursor_of(dict(record))
             except FlowfinityError as exc:
                 self._fail(check, exc.problem, exc.fix)
             if value <= largest:
@@ -329,7 +317,9 @@ class ViewDoctor:
         configured = sorted(self.view.deleted_states)
         seen: dict[str, int] = {}
         for record in self.sample:
-            state = _state_name(record.get(self.view.state_field))
+            record = dict(record)
+            self.client.adopt_keys(record)
+            state = state_name(record.get(self.view.state_field))
             if state is not None:
                 seen[state] = seen.get(state, 0) + 1
         found = [name for name in configured if name in seen]
@@ -357,10 +347,10 @@ class ViewDoctor:
             )
 
 
-def _state_name(value: t.Any) -> str | None:
-    if isinstance(value, dict):  # a state sent as a choice field: {"Selection": "Deleted"}
-        value = value.get("Selection")
-    return value if isinstance(value, str) else None
+def _keys(record: t.Mapping[str, t.Any], limit: int = 12) -> str:
+    """The record's keys, for a user looking for the one a setting should name."""
+    keys = ", ".join(repr(key) for key in list(record)[:limit])
+    return keys + (f" and {len(record) - limit} more" if len(record) > limit else "")
 
 
 def run_doctor(tap: t.Any, views: list[ViewSettings], out: t.TextIO = sys.stderr) -> bool:
@@ -374,7 +364,10 @@ def run_doctor(tap: t.Any, views: list[ViewSettings], out: t.TextIO = sys.stderr
     for warning in plain_http_warnings(views):
         print(f"WARN {warning}", file=out, flush=True)
     for view in views:
-        doctor = ViewDoctor(tap.config, view)
+        doctor = ViewDoctor(tap.config, view, logger=tap.logger)
+        url_warning = doctor.client.url_warning()
+        if url_warning:
+            print(f"WARN {url_warning}", file=out, flush=True)
         for check in doctor.run():
             checks.append(check)
             print(check.line(), file=out, flush=True)

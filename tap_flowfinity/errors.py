@@ -26,6 +26,14 @@ class CredentialsRejected(FlowfinityError):
     """HTTP 401: the Integration user or its password is wrong."""
 
 
+class AuthSchemeNotSupported(FlowfinityError):
+    """HTTP 401 asking for another scheme than Basic (NTLM, Negotiate, Bearer)."""
+
+
+class MethodNotAllowed(FlowfinityError):
+    """HTTP 405: the server does not answer the view with GET."""
+
+
 class AccessDenied(FlowfinityError):
     """HTTP 403: the user exists but may not query this view."""
 

@@ -53,15 +53,23 @@ class _BodyReader:
                 f"({type(exc).__name__})"
             ) from None
 
+    def skip_byte_order_mark(self) -> None:
+        """Drop a leading UTF-8 byte-order mark (common in .NET JSON output)."""
+        while len(self._pending) < len(codecs.BOM_UTF8) and not self.at_end:
+            self._pending += self._next_chunk()
+        if self._pending.startswith(codecs.BOM_UTF8):
+            self._pending = self._pending[len(codecs.BOM_UTF8) :]
+
     def first_significant_byte(self) -> bytes:
         """Return the first non-whitespace byte without consuming it (b"" for an empty body)."""
-        while not self.at_end:
+        while True:
             stripped = self._pending.lstrip()
             if stripped:
                 self._pending = stripped
                 return stripped[:1]
+            if self.at_end:
+                return b""
             self._pending = self._next_chunk()
-        return b""
 
     def read(self) -> bytes:
         """The bytes buffered by `first_significant_byte`, then the next chunk; b"" at the end."""
@@ -237,12 +245,41 @@ def iter_records(response: requests.Response, view: str) -> t.Iterator[dict[str,
 
     """
     reader = _BodyReader(response, view)
+    reader.skip_byte_order_mark()
     first = reader.first_significant_byte()
     if not first:
+        if _declares_complete_body(response):
+            return  # "nothing new" as an empty body: Content-Length 0 or an empty chunked body
         raise TruncatedResponse(f"view {view!r}: the response body was empty")
+    if first == b"n" and _rest_is_null(reader):
+        return  # "nothing new" as the JSON literal null
     if first != b"[":
         raise MalformedResponse(view, _describe_unexpected_body(first, response), _FIX_URL)
     yield from _ArrayScanner(reader, view)
+
+
+def _declares_complete_body(response: requests.Response) -> bool:
+    """Whether the framing says the body is whole (a body cut by a closed connection is not).
+
+    An empty body read to its declared end (`Content-Length: 0`, or a chunked body with its
+    last chunk) is an answer; without a length, an empty body may be a connection that
+    died before the first byte, and is retried.
+    """
+    headers = response.headers
+    if headers.get("Content-Length", "").strip() == "0":
+        return True
+    return "chunked" in headers.get("Transfer-Encoding", "").lower()
+
+
+def _rest_is_null(reader: _BodyReader) -> bool:
+    """Whether the whole body is `null` (read as far as it takes to tell)."""
+    text = b""
+    while len(text) <= len(b"null") + 64:
+        chunk = reader.read()
+        if not chunk:
+            return text.strip() == b"null"
+        text += chunk
+    return False
 
 
 _FIX_URL = (
@@ -261,7 +298,3 @@ def _describe_unexpected_body(first: bytes, response: requests.Response) -> str:
     if first == b"{":
         return f"HTTP {response.status_code} returned a JSON object, not the array of records"
     return f"HTTP {response.status_code} returned {content_type} that is not a JSON array"
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

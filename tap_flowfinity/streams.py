@@ -45,7 +45,14 @@ class ViewStream(FastRecordMessages, FlowfinityStream):
     # values (tests/unit/test_stream_types.py checks both over random records).
     records_are_json_native = True
 
-    def __init__(self, tap: Tap, view: ViewSettings, schema: dict[str, t.Any] | None) -> None:
+    def __init__(
+        self,
+        tap: Tap,
+        view: ViewSettings,
+        schema: dict[str, t.Any] | None,
+        bookmark: int | None = None,
+    ) -> None:
+        self.bookmark_at_start = bookmark
         super().__init__(tap=tap, view=view, schema=schema)
         self.replication_key = view.cursor_field
         self.STATE_MSG_FREQUENCY = int(
@@ -55,9 +62,15 @@ class ViewStream(FastRecordMessages, FlowfinityStream):
             self._schema = self.discover_schema()
 
     def discover_schema(self) -> dict[str, t.Any]:
-        """Infer the schema from the view's first records; the connection closes after them."""
+        """Infer the schema from a sample; the connection closes after it.
+
+        The sample starts where this run's sync starts (the bookmark, less the lookback) or,
+        without a bookmark, at `start_last_submission_id`: a view is never asked for history
+        the sync does not need. Fields the sample lacks are added when a record brings them.
+        """
         size = int(self.config.get("discovery_sample_size") or 1)
-        return infer_schema(self.view, self.sample_records(size))
+        after = self.start_after(self.bookmark_at_start)
+        return infer_schema(self.view, self.sample_records(size, after))
 
     # Where a run starts
 
@@ -67,7 +80,10 @@ class ViewStream(FastRecordMessages, FlowfinityStream):
         The overlap re-reads submissions that became visible after larger ids were read. It
         never goes above the bookmark, and never back to the start of history.
         """
-        bookmark = self.get_starting_replication_key_value(context)
+        return self.start_after(self.get_starting_replication_key_value(context))
+
+    def start_after(self, bookmark: t.Any) -> int | None:
+        """The cursor to start from, given the bookmark (None: no bookmark)."""
         if bookmark is not None:
             lookback = int(self.config.get("lookback", DEFAULT_LOOKBACK) or 0)
             return max(int(bookmark) - lookback, 0)
@@ -280,10 +296,7 @@ class ViewStream(FastRecordMessages, FlowfinityStream):
         self._write_schema_message()
 
     def _is_deleted(self, row: dict[str, t.Any]) -> bool:
-        state = row.get(self.view.state_field)
-        if isinstance(state, dict):  # a state sent as a choice field: {"Selection": "Deleted"}
-            state = state.get("Selection")
-        return isinstance(state, str) and state in self.view.deleted_states
+        return self.client.is_deleted(row)
 
     def _deleted_at(self, row: dict[str, t.Any]) -> str:
         field = self.view.deleted_at_field

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import sys
 import typing as t
@@ -16,7 +17,7 @@ from singer_sdk.tap_base import CliTestOptionValue
 from tap_flowfinity.doctor import run_doctor
 from tap_flowfinity.errors import FlowfinityError
 from tap_flowfinity.security import plain_http_warnings, protect, redact
-from tap_flowfinity.settings import CONFIG_SCHEMA, resolve_views
+from tap_flowfinity.settings import CONFIG_SCHEMA, ViewSettings, resolve_views
 from tap_flowfinity.streams import ViewStream
 from tap_flowfinity.writer import FlowfinityWriter
 
@@ -31,8 +32,11 @@ class TapFlowfinity(Tap):
     # msgspec encoding, stdout flushed per block of records and before every STATE.
     message_writer_class = FlowfinityWriter
 
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args: t.Any, state: t.Any = None, **kwargs: t.Any) -> None:
+        # The SDK discovers the streams before it loads the state; discovery needs the
+        # bookmarks to sample from them rather than from the start of history.
+        self.bookmarks_at_start = bookmarks_of(state)
+        super().__init__(*args, state=state, **kwargs)
         protect(self.config)  # from here on, no log record can carry the password
 
     def discover_streams(self) -> list[ViewStream]:
@@ -45,9 +49,27 @@ class TapFlowfinity(Tap):
         for warning in plain_http_warnings(views):
             self.logger.warning(warning)
         return [
-            ViewStream(tap=self, view=view, schema=self._catalog_schema(view.name))
+            ViewStream(
+                tap=self,
+                view=view,
+                schema=self._catalog_schema(view.name),
+                bookmark=self._bookmark_at_start(view),
+            )
             for view in views
         ]
+
+    def _bookmark_at_start(self, view: ViewSettings) -> int | None:
+        """The view's bookmark in the state this run was given (None: no usable one)."""
+        bookmark = self.bookmarks_at_start.get(view.name)
+        if not isinstance(bookmark, dict):
+            return None
+        if bookmark.get("replication_key", view.cursor_field) != view.cursor_field:
+            return None
+        value = bookmark.get("replication_key_value")
+        try:
+            return None if value is None else int(value)
+        except (TypeError, ValueError):
+            return None
 
     def _catalog_schema(self, stream_name: str) -> dict[str, t.Any] | None:
         entry = self.input_catalog.get_stream(stream_name) if self.input_catalog else None
@@ -74,6 +96,11 @@ class TapFlowfinity(Tap):
             report_other(exc_type, exc, tb)
 
         command.excepthook = report  # type: ignore[attr-defined]
+        # `--state` is read before `--discover` runs, however the two are ordered on the
+        # command line: `meltano run` passes the state to discovery, which samples from it.
+        for option in command.params:
+            if option.name == "state":
+                option.is_eager = True
         # The SDK installs the hook when the command runs, after the option callbacks: a
         # failure of `--discover` (a callback) must be one line too.
         sys.excepthook = report
@@ -86,6 +113,30 @@ class TapFlowfinity(Tap):
             super().invoke(*args, **kwargs)
         except ConfigValidationError as exc:
             exit_invalid_settings(exc)
+
+    @classmethod
+    def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
+        """`--discover`, sampling each view after its bookmark when `--state` is given.
+
+        Without a state the sample starts at `start_last_submission_id` when it is set, so
+        discovery never asks a view for history a sync would not read.
+        """
+        if not value:
+            return
+        config: _ConfigInput = ctx.params.get("config", _ConfigInput())
+        state_file = ctx.params.get("state")
+        try:
+            tap = cls(
+                config=config.config,
+                state=json.load(state_file) if state_file is not None else None,
+                parse_env_config=config.parse_env,
+                validate_config=True,
+                setup_mapper=False,
+            )
+        except ConfigValidationError as exc:
+            exit_invalid_settings(exc)
+        tap.run_discovery()
+        ctx.exit()
 
     @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
@@ -109,6 +160,17 @@ class TapFlowfinity(Tap):
             exit_invalid_settings(exc)
         ok = run_doctor(tap, views)
         ctx.exit(0 if ok else 1)
+
+
+def bookmarks_of(state: t.Any) -> dict[str, t.Any]:
+    """The `bookmarks` of a state given as a dict or a file path ({} when there are none)."""
+    if state is None or state == "":
+        return {}
+    if not isinstance(state, dict):
+        with open(state, encoding="utf-8") as file:
+            state = json.load(file)
+    bookmarks = state.get("bookmarks") if isinstance(state, dict) else None
+    return bookmarks if isinstance(bookmarks, dict) else {}
 
 
 def exit_invalid_settings(exc: ConfigValidationError) -> t.NoReturn:

@@ -160,7 +160,7 @@ def test_unsorted_view_fails_loudly_and_the_final_state_is_the_starting_bookmark
     sim.faults.add(Fault("unsorted", times=None))
     rc, messages, stderr = run_cli(tmp_path, config(sim), catalog=catalog, state=state_of(start))
     assert_loud_failure(
-        rc, stderr, messages, says=["not sorted", "sort the view by Last submission ID ascending"]
+        rc, stderr, messages, says=["not sorted", "sort the view by Last submission ID, ascending"]
     )
     assert states(messages)[-1] == start, "the last STATE takes back what the run advanced"
     assert all(sid > start for _, sid in emitted(messages))
