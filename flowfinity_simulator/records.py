@@ -39,6 +39,7 @@ class App:
     path: str | None = None  # the view's own URL path (a replayed capture's), else the pattern
     variants: Variants | None = None  # this view's own answers (a replayed capture's)
     cap: int = 0  # this view's own records-per-answer cap (0: the site's)
+    exact_numbers: bool = False  # records hold Decimal numbers (a replayed capture's)
 
     @property
     def view_path(self) -> str:

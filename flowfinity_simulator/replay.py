@@ -61,6 +61,7 @@ class Capture:
                 path=urlsplit(str(view["url"])).path,
                 variants=variants,
                 cap=int(view.get("cap") or 0),
+                exact_numbers=True,
             )
             store.add_app(app)
             for record in view.get("records") or []:

@@ -47,6 +47,8 @@ import threading
 import typing as t
 from collections import deque
 
+import msgspec
+
 from flowfinity_simulator.demo import load_demo
 from flowfinity_simulator.faults import Fault, FaultBook
 from flowfinity_simulator.handler import Handler, SimulatorServer
@@ -340,7 +342,8 @@ class Simulator:
         variants = self.variants_for(view_key)
         if variants.renames_keys:
             newer = [variants.rename_record(r) for r in newer]
-        rows: t.Iterator[str] = (json.dumps(r, ensure_ascii=False) for r in newer)
+        dumps = _dumps_exact if self.store.app(view_key).exact_numbers else _dumps
+        rows: t.Iterator[str] = (dumps(r) for r in newer)
         if synthetic is not None:
             skip = {i for r in written if (i := synthetic.index_of(r["RecordID"])) is not None}
             history = synthetic.render_from(after, skip, reverse=descending)
@@ -352,6 +355,18 @@ class Simulator:
         elif order == "swap_last":
             rows = _swap_last(rows)
         return itertools.islice(rows, cap) if cap else rows
+
+
+def _dumps(record: Record) -> str:
+    return json.dumps(record, ensure_ascii=False)
+
+
+_EXACT = msgspec.json.Encoder(decimal_format="number")
+
+
+def _dumps_exact(record: Record) -> str:
+    """JSON with Decimal numbers written as they were read (a replayed capture's)."""
+    return _EXACT.encode(record).decode()
 
 
 def _swap_first(rows: t.Iterator[str]) -> t.Iterator[str]:

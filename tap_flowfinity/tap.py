@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import typing as t
+from pathlib import Path
 
 import click
 from singer_sdk import Tap
@@ -14,6 +15,7 @@ from singer_sdk.exceptions import ConfigValidationError, RetriableAPIError
 from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.tap_base import CliTestOptionValue
 
+from tap_flowfinity.capture import DEFAULT_CAPTURE_RECORDS, capture_site
 from tap_flowfinity.doctor import run_doctor
 from tap_flowfinity.errors import FlowfinityError
 from tap_flowfinity.security import plain_http_warnings, protect, redact
@@ -101,6 +103,38 @@ class TapFlowfinity(Tap):
         for option in command.params:
             if option.name == "state":
                 option.is_eager = True
+        command.params.extend(
+            [
+                click.Option(
+                    ["--capture"],
+                    metavar="FILE",
+                    help=(
+                        "Write what each view sends (first records, framing, the empty "
+                        "answer) to FILE, masked, for `flowfinity-simulator --replay`."
+                    ),
+                    callback=cls.cb_capture,
+                    expose_value=False,
+                ),
+                click.Option(
+                    ["--capture-records"],
+                    type=click.IntRange(min=1),
+                    default=DEFAULT_CAPTURE_RECORDS,
+                    show_default=True,
+                    help="With --capture: records to read per view.",
+                    is_eager=True,
+                    expose_value=False,
+                    callback=_remember,
+                ),
+                click.Option(
+                    ["--capture-verbatim"],
+                    is_flag=True,
+                    help="With --capture: keep every value as sent (do not share the file).",
+                    is_eager=True,
+                    expose_value=False,
+                    callback=_remember,
+                ),
+            ]
+        )
         # The SDK installs the hook when the command runs, after the option callbacks: a
         # failure of `--discover` (a callback) must be one line too.
         sys.excepthook = report
@@ -139,6 +173,41 @@ class TapFlowfinity(Tap):
         ctx.exit()
 
     @classmethod
+    def cb_capture(cls, ctx: click.Context, param: click.Option, value: str | None) -> None:
+        """`--capture FILE`: record each view for offline replay (see capture.py)."""
+        if not value:
+            return
+        config: _ConfigInput = ctx.params.get("config", _ConfigInput())
+        try:
+            tap = cls(
+                config=config.config,
+                parse_env_config=config.parse_env,
+                validate_config=True,
+                setup_mapper=False,
+            )
+            views = resolve_views(tap.config)
+        except ConfigValidationError as exc:
+            exit_invalid_settings(exc)
+        masked = not ctx.meta.get("capture_verbatim", False)
+        lines = capture_site(
+            tap.config,
+            views,
+            Path(value),
+            records=int(ctx.meta.get("capture_records", DEFAULT_CAPTURE_RECORDS)),
+            masked=masked,
+            logger=tap.logger,
+        )
+        for line in lines:
+            print(f"tap-flowfinity: captured {line}", file=sys.stderr)
+        share = (
+            "values masked: attach it to a bug report"
+            if masked
+            else "values VERBATIM: keep it private"
+        )
+        print(f"tap-flowfinity: capture written to {value} ({share})", file=sys.stderr)
+        ctx.exit(0)
+
+    @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
         """`--test`: the view doctor (see doctor.py) instead of the SDK's one-record sync.
 
@@ -160,6 +229,12 @@ class TapFlowfinity(Tap):
             exit_invalid_settings(exc)
         ok = run_doctor(tap, views)
         ctx.exit(0 if ok else 1)
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: t.Any) -> None:
+    """Keep an option's value for another option's callback (the SDK's invoke takes none)."""
+    if param.name:
+        ctx.meta[param.name] = value
 
 
 def bookmarks_of(state: t.Any) -> dict[str, t.Any]:
