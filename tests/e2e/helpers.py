@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import typing as t
+from pathlib import Path
 
 SCHEMA = "flowfinity"
 DELETED_STATES = {"Deleted"}
@@ -51,3 +54,69 @@ def sync_records_sent(simulator: t.Any, view_key: str) -> int:
     return sum(
         r["records_sent"] for r in simulator.view_requests(view_key) if r["cursor"] is not None
     )
+
+
+# The executables of the running interpreter's environment (the repository's .venv under
+# `make test`), and target-postgres as `meltano install` put it in .meltano/.
+BIN = Path(sys.executable).parent
+TAP = BIN / "tap-flowfinity"
+TARGET_POSTGRES = (
+    Path(__file__).resolve().parents[2]
+    / ".meltano"
+    / "loaders"
+    / "target-postgres"
+    / "venv"
+    / "bin"
+    / "target-postgres"
+)
+
+
+def target_postgres_config(postgres: t.Any, dbname: str) -> dict[str, t.Any]:
+    """target-postgres settings as meltano.yml's dev environment gives them."""
+    env = postgres.target_env(dbname)
+    return {
+        "host": env["PG_HOST"],
+        "port": int(env["PG_PORT"]),
+        "user": env["PG_USER"],
+        "password": env["PG_PASSWORD"],
+        "database": env["PG_DATABASE"],
+        "default_target_schema": SCHEMA,
+        "load_method": "upsert",
+        "add_record_metadata": True,
+        "hard_delete": False,
+        "use_copy": True,
+        "validate_records": False,
+    }
+
+
+def pipe_to_postgres(
+    tap_config: dict[str, t.Any],
+    postgres: t.Any,
+    dbname: str,
+    workdir: Path,
+    state: dict[str, t.Any] | None = None,
+) -> dict[str, t.Any]:
+    """`tap-flowfinity --config c.json [--state s.json] | target-postgres`, a plain pipe
+    without --catalog; returns the last STATE the target emitted."""
+    from tests.harness.meltano import ensure_installed
+
+    ensure_installed()
+    tap_path, target_path = workdir / "tap.json", workdir / "target.json"
+    tap_path.write_text(json.dumps(tap_config))
+    target_path.write_text(json.dumps(target_postgres_config(postgres, dbname)))
+    command = f"{TAP} --config {tap_path}"
+    if state is not None:
+        state_path = workdir / "state.json"
+        state_path.write_text(json.dumps(state))
+        command += f" --state {state_path}"
+    command += f" | {TARGET_POSTGRES} --config {target_path}"
+    result = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    states = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    return states[-1] if states else {}
