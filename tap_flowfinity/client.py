@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import requests
 from singer_sdk.authenticators import BasicAuthenticator
 from singer_sdk.exceptions import RetriableAPIError
-from singer_sdk.streams import RESTStream
 from singer_sdk.streams.rest import PageContext
+from typing_extensions import override
 
 from tap_flowfinity.cursor import parse_cursor
 from tap_flowfinity.errors import (
@@ -33,58 +33,64 @@ from tap_flowfinity.errors import (
 from tap_flowfinity.parsing import iter_records
 from tap_flowfinity.progress import Progress
 from tap_flowfinity.retries import RETRIABLE_ERRORS, RetryBudget, describe_failure
+from tap_flowfinity.sdk_seam import SeamStream
 from tap_flowfinity.security import tls_verify
-from tap_flowfinity.settings import (
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_MAX_RETRY_SECONDS,
-    DEFAULT_PROGRESS_INTERVAL,
-    DEFAULT_REQUEST_TIMEOUT,
-    ViewSettings,
-)
+from tap_flowfinity.settings import TapSettings, ViewSettings
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
     from singer_sdk.tap_base import Tap
 
 
-class FlowfinityStream(RESTStream[int]):
+class FlowfinityStream(SeamStream):
     """Reads one Flowfinity view, page after page, from a submission-id cursor."""
 
     path = ""
 
-    def __init__(self, tap: Tap, view: ViewSettings, schema: dict[str, t.Any] | None) -> None:
+    def __init__(
+        self,
+        tap: Tap,
+        settings: TapSettings,
+        view: ViewSettings,
+        schema: dict[str, t.Any] | None,
+    ) -> None:
+        self.settings = settings
         self.view = view
         super().__init__(tap=tap, name=view.name, schema=schema)
         # Responses are parsed while they arrive, never loaded whole into memory.
         self.requests_session.stream = True
-        self.requests_session.verify = tls_verify(self.config)  # ca_bundle; always verified
+        self.requests_session.verify = tls_verify(settings.ca_bundle)  # always verified
 
     @property
+    @override
     def url_base(self) -> str:
         """The view's URL is opaque configuration: no pattern of Flowfinity's is assumed."""
         return self.view.url
 
+    @override
     def get_url(self, context: Context | None) -> str:
         """Exactly the configured URL: the SDK's `{setting}` templating must not touch it."""
         return self.view.url
 
     @cached_property
+    @override
     def authenticator(self) -> BasicAuthenticator:
-        """HTTP Basic for the Integration user (the working assumption of flowfinity-api.md)."""
-        return BasicAuthenticator(
-            username=self.config["username"], password=self.config["password"]
-        )
+        """HTTP Basic for the Integration user, the way Flowfinity's REST views authenticate."""
+        return BasicAuthenticator(username=self.settings.username, password=self.settings.password)
 
     @property
+    @override
     def http_headers(self) -> dict[str, str]:
         """Ask for JSON, so a server that can answer otherwise knows what we expect."""
         return {"Accept": "application/json"}
 
     @property
+    @override
     def timeout(self) -> int:
         """Seconds to connect, and seconds of silence tolerated while reading the body."""
-        return int(self.config.get("request_timeout") or DEFAULT_REQUEST_TIMEOUT)
+        return self.settings.request_timeout
 
+    @override
     def get_url_params(
         self, context: Context | None, next_page_token: int | None
     ) -> dict[str, t.Any]:
@@ -93,6 +99,7 @@ class FlowfinityStream(RESTStream[int]):
 
     # Responses
 
+    @override
     def validate_response(self, response: requests.Response) -> None:
         """Turn HTTP errors into a one-line reason and fix, or into a retry."""
         status = response.status_code
@@ -139,7 +146,8 @@ class FlowfinityStream(RESTStream[int]):
         port = f":{parts.port}" if parts.port else ""
         return f"{parts.scheme}://{host}{port}{parts.path}"
 
-    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
+    @override
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict[str, t.Any]]:
         """Stream the records out of the view's JSON array as they arrive."""
         return iter_records(response, self.name)
 
@@ -149,7 +157,8 @@ class FlowfinityStream(RESTStream[int]):
         """Where this run starts: override in the stream (bookmark, lookback, start id)."""
         return None
 
-    def request_records(self, context: Context | None) -> t.Iterable[dict]:
+    @override
+    def request_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Ask from the last cursor received until a response brings nothing new.
 
         A transient failure, before the response or in the middle of its body, is retried
@@ -184,7 +193,7 @@ class FlowfinityStream(RESTStream[int]):
                     return
                 budget = self._new_retry_budget()
 
-    def sample_records(self, size: int) -> list[dict]:
+    def sample_records(self, size: int) -> list[dict[str, t.Any]]:
         """The view's first `size` records (for discovery), with the sync's retry policy.
 
         A transient failure while discovering must not fail the run any more than one while
@@ -198,7 +207,7 @@ class FlowfinityStream(RESTStream[int]):
             except RETRIABLE_ERRORS as exc:
                 self._wait_before_retry(budget, exc, "for discovery")
             finally:
-                records.close()  # type: ignore[attr-defined]
+                records.close()
 
     def _wait_before_retry(self, budget: RetryBudget, exc: BaseException, what: str) -> None:
         """Spend one retry of `budget` (or raise when it is used up), and say so in the log."""
@@ -219,17 +228,19 @@ class FlowfinityStream(RESTStream[int]):
             self.name,
             self.view.cursor_field,
             start,
-            float(self.config.get("progress_interval", DEFAULT_PROGRESS_INTERVAL)),
+            float(self.settings.progress_interval),
         )
 
     def _new_retry_budget(self) -> RetryBudget:
         return RetryBudget(
             view=self.name,
-            max_retries=int(self.config.get("max_retries", DEFAULT_MAX_RETRIES)),
-            max_seconds=float(self.config.get("max_retry_seconds", DEFAULT_MAX_RETRY_SECONDS)),
+            max_retries=self.settings.max_retries,
+            max_seconds=float(self.settings.max_retry_seconds),
         )
 
-    def _read_page(self, context: Context | None, cursor: int | None) -> t.Iterator[dict]:
+    def _read_page(
+        self, context: Context | None, cursor: int | None
+    ) -> t.Generator[dict[str, t.Any], None, None]:
         """One request from `cursor`: yield its records, checked to ascend past the cursor."""
         http_request = self.get_http_request(
             page=PageContext(stream_context=context, next_page_token=cursor)
@@ -240,7 +251,7 @@ class FlowfinityStream(RESTStream[int]):
             params=http_request.encode_params(),
             headers=http_request.headers,
         )
-        response = self._request(prepared, context)
+        response = self.send(prepared, context)
         self.update_sync_costs(prepared, response, context)
         try:
             previous = cursor

@@ -30,7 +30,7 @@ from tap_flowfinity.parsing import iter_records
 from tap_flowfinity.retries import network_problem, tls_error
 from tap_flowfinity.schema import DELETED_AT, infer_schema
 from tap_flowfinity.security import plain_http_warnings, redact, tls_verify
-from tap_flowfinity.settings import DEFAULT_REQUEST_TIMEOUT, ViewSettings
+from tap_flowfinity.settings import TapSettings, ViewSettings
 
 DOCTOR_SAMPLE_SIZE = 200
 FILTER_PROBE_SIZE = 20
@@ -86,17 +86,17 @@ class ViewDoctor:
 
     def __init__(
         self,
-        config: t.Mapping[str, t.Any],
+        settings: TapSettings,
         view: ViewSettings,
         sample_size: int = DOCTOR_SAMPLE_SIZE,
     ) -> None:
         self.view = view
         self.sample_size = sample_size
-        self.timeout = float(config.get("request_timeout") or DEFAULT_REQUEST_TIMEOUT)
+        self.timeout = float(settings.request_timeout)
         self.session = requests.Session()
-        self.session.auth = (str(config.get("username", "")), str(config.get("password", "")))
+        self.session.auth = (settings.username, settings.password)
         # Passed to each request: a session's own `verify` loses to REQUESTS_CA_BUNDLE.
-        self.verify = tls_verify(config)
+        self.verify = tls_verify(settings.ca_bundle)
         self.session.headers["Accept"] = "application/json"
         self.checks: list[Check] = []
         self.sample: list[dict[str, t.Any]] = []
@@ -217,7 +217,7 @@ class ViewDoctor:
                 "syncs retry this",
             )
         finally:
-            records.close()  # type: ignore[attr-defined]
+            records.close()
             response.close()
         if check == "JSON array":
             more = "the first" if len(sample) == limit else "all"
@@ -374,7 +374,7 @@ def run_doctor(tap: t.Any, views: list[ViewSettings], out: t.TextIO = sys.stderr
     for warning in plain_http_warnings(views):
         print(f"WARN {warning}", file=out, flush=True)
     for view in views:
-        doctor = ViewDoctor(tap.config, view)
+        doctor = ViewDoctor(tap.settings, view)
         for check in doctor.run():
             checks.append(check)
             print(check.line(), file=out, flush=True)
@@ -411,7 +411,7 @@ def _emit_test_record(tap: t.Any, doctor: ViewDoctor) -> None:
         return
     view = doctor.view
     schema = infer_schema(view, doctor.sample)
-    stream = ViewStream(tap=tap, view=view, schema=schema)
+    stream = ViewStream(tap=tap, settings=tap.settings, view=view, schema=schema)
     record = dict(doctor.sample[0])
     parse_cursor(record, view)
     record = stream.post_process(record) or record

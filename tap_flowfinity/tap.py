@@ -6,17 +6,20 @@ import copy
 import logging
 import sys
 import typing as t
+from functools import cached_property
+from types import TracebackType
 
 import click
 from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError, RetriableAPIError
-from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.tap_base import CliTestOptionValue
+from typing_extensions import override
 
 from tap_flowfinity.doctor import run_doctor
 from tap_flowfinity.errors import FlowfinityError
+from tap_flowfinity.sdk_seam import cli_config, replace_excepthook
 from tap_flowfinity.security import plain_http_warnings, protect, redact
-from tap_flowfinity.settings import CONFIG_SCHEMA, resolve_views
+from tap_flowfinity.settings import CONFIG_SCHEMA, TapSettings
 from tap_flowfinity.streams import ViewStream
 from tap_flowfinity.writer import FlowfinityWriter
 
@@ -33,19 +36,28 @@ class TapFlowfinity(Tap):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
-        protect(self.config)  # from here on, no log record can carry the password
+        # From here on, no log record can carry the password.
+        protect(self.settings.username, self.settings.password)
 
+    @cached_property
+    def settings(self) -> TapSettings:
+        """The settings, typed and cross-checked: the only reader of the raw config."""
+        return TapSettings.from_config(self.config)
+
+    @override
     def discover_streams(self) -> list[ViewStream]:
         """One stream per configured view.
 
         A stream whose schema arrives in the input catalog uses it as is; only discovery
         (no catalog) reads a sample of the view to infer one.
         """
-        views = resolve_views(self.config)
+        views = self.settings.views
         for warning in plain_http_warnings(views):
             self.logger.warning(warning)
         return [
-            ViewStream(tap=self, view=view, schema=self._catalog_schema(view.name))
+            ViewStream(
+                tap=self, settings=self.settings, view=view, schema=self._catalog_schema(view.name)
+            )
             for view in views
         ]
 
@@ -54,6 +66,7 @@ class TapFlowfinity(Tap):
         return entry.schema.to_dict() if entry else None
 
     @classmethod
+    @override
     def get_singer_command(cls) -> click.Command:
         """The SDK's CLI, reporting our failures as the one line a scheduler shows.
 
@@ -64,7 +77,9 @@ class TapFlowfinity(Tap):
         command = super().get_singer_command()
         report_other = getattr(command, "excepthook", sys.__excepthook__)
 
-        def report(exc_type: type[BaseException], exc: BaseException, tb: t.Any) -> None:
+        def report(
+            exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+        ) -> None:
             if isinstance(exc, (FlowfinityError, RetriableAPIError, ConfigValidationError)):
                 cls.logger.debug("Traceback of the failure below", exc_info=(exc_type, exc, tb))
                 line = redact(one_line(exc))
@@ -73,13 +88,14 @@ class TapFlowfinity(Tap):
                 return
             report_other(exc_type, exc, tb)
 
-        command.excepthook = report  # type: ignore[attr-defined]
+        replace_excepthook(command, report)
         # The SDK installs the hook when the command runs, after the option callbacks: a
         # failure of `--discover` (a callback) must be one line too.
         sys.excepthook = report
         return command
 
     @classmethod
+    @override
     def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
         """Sync (the SDK's), with invalid settings reported as one line, not a log dump."""
         try:
@@ -88,6 +104,7 @@ class TapFlowfinity(Tap):
             exit_invalid_settings(exc)
 
     @classmethod
+    @override
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
         """`--test`: the view doctor (see doctor.py) instead of the SDK's one-record sync.
 
@@ -96,15 +113,15 @@ class TapFlowfinity(Tap):
         if value != CliTestOptionValue.All.value:
             super().cb_test(ctx, param, value)
             return
-        config: _ConfigInput = ctx.params.get("config", _ConfigInput())
+        config, parse_env = cli_config(ctx)
         try:
             tap = cls(
-                config=config.config,
-                parse_env_config=config.parse_env,
+                config=config,
+                parse_env_config=parse_env,
                 validate_config=True,
                 setup_mapper=False,  # the mapper would discover, i.e. read every view first
             )
-            views = resolve_views(tap.config)
+            views = list(tap.settings.views)
         except ConfigValidationError as exc:
             exit_invalid_settings(exc)
         ok = run_doctor(tap, views)
