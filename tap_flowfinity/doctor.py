@@ -1,6 +1,6 @@
 """The view doctor: `tap-flowfinity --test` checks each view against the synchronization recipe.
 
-Flowfinity's recipe (flowfinity-api.md) asks the app designer for a dedicated view: Record ID,
+Flowfinity's recipe (docs/contract.md) asks the app designer for a dedicated view: Record ID,
 Last submission ID and the State among its fields, sorted by Last submission ID ascending,
 filtered by a "Previous Last Submission ID" parameter, deletes as a "Deleted" state. A view
 that misses one of these syncs wrongly or not at all, and the designer is rarely the person

@@ -264,6 +264,3 @@ def _describe_unexpected_body(first: bytes, response: requests.Response) -> str:
         return f"HTTP {response.status_code} returned a JSON object, not the array of records"
     return f"HTTP {response.status_code} returned {content_type} that is not a JSON array"
 
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,6 +1,6 @@
 """Run the repository's own Meltano project (meltano.yml) against throwaway servers.
 
-Why through Meltano and not tap | target: the contract is about `meltano run tap-flowfinity
+Why through Meltano and not tap | target: the promise (docs/contract.md) is about `meltano run tap-flowfinity
 target-postgres` -- the bookmark Meltano stores is the STATE target-postgres emitted after its
 commit. Only a real `meltano run` exercises that chain.
 
