@@ -254,4 +254,3 @@ class Store:
                     result[record["RecordID"]] = record
             result.update(copy.deepcopy(app.records))
             return result
-

@@ -263,4 +263,3 @@ def _describe_unexpected_body(first: bytes, response: requests.Response) -> str:
     if first == b"{":
         return f"HTTP {response.status_code} returned a JSON object, not the array of records"
     return f"HTTP {response.status_code} returned {content_type} that is not a JSON array"
-
