@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 lint: venv
 	$(BIN)/ruff check tap_flowfinity flowfinity_simulator tests benchmarks scripts
 	$(BIN)/ruff format --check tap_flowfinity flowfinity_simulator tests benchmarks scripts
-	$(BIN)/mypy tap_flowfinity
+	$(BIN)/mypy --strict tap_flowfinity tests/unit/test_sdk_seam.py
 
 format: venv
 	$(BIN)/ruff format tap_flowfinity flowfinity_simulator tests

@@ -10,7 +10,7 @@ records, and each contender reads the whole history in one first sync:
 
 - tap-flowfinity, stdout to /dev/null (it runs its own discovery first, as users' runs do);
 - raw: requests GET + ijson + msgspec writing Singer RECORD lines (benchmarks/raw_client.py),
-  the reference streaming client issue 5 defines; and the same client with the tap's own
+  the reference streaming client (the practical limit); and the same client with the tap's own
   parser instead of ijson ("raw client, tap parser"), which isolates the tap's overhead;
 - peer: tap-rest-api-msdk, the generic SDK REST tap, configured for the same view with basic
   auth (installed on first use into benchmarks/.venv-peer, never into the tap's venv);

@@ -267,18 +267,6 @@ class Store:
             self._count_read(view_key)
             return rows, app.synthetic
 
-    def visible_after(self, view_key: str, after: int | None) -> list[Record]:
-        """The view's written records with a larger id than `after` (all when None), ascending."""
-        with self._lock:
-            app = self.app(view_key)
-            rows = [
-                r
-                for r in app.records.values()
-                if after is None or int(r["lastSubmissionId"]) > after
-            ]
-            rows.sort(key=lambda r: int(r["lastSubmissionId"]))
-            return copy.deepcopy(rows)
-
     def truth(self, view_key: str) -> dict[str, Record]:
         """Every visible record at its latest version, by RecordID."""
         with self._lock:
@@ -289,8 +277,3 @@ class Store:
                     result[record["RecordID"]] = record
             result.update(copy.deepcopy(app.records))
             return result
-
-
-def interleaved_ids(start: int, gaps: t.Iterable[int]) -> t.Iterator[int]:
-    """Ids as a busy site hands them out: increasing, with other apps' submissions between."""
-    return itertools.accumulate(gaps, initial=start)

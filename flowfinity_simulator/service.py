@@ -246,8 +246,6 @@ class Simulator:
             return t.cast(Held, self.store.create(view_key, fields, hold=hold))
         return t.cast(Held, self.store.update(view_key, record_id, fields or {}, hold=hold))
 
-    begin_slow_submission = hold
-
     def late_visible(
         self, view: str | None = None, every: int = 1, reads: int = 1, times: int | None = None
     ) -> Fault:

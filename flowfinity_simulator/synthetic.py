@@ -36,10 +36,6 @@ class SyntheticRecords:
         self.count = count
         self.first_id = first_id
 
-    @property
-    def last_id(self) -> int:
-        return self.first_id + self.count - 1
-
     def render(self, index: int) -> str:
         day = 1 + index % 28
         return _TEMPLATE % (

@@ -50,7 +50,7 @@ from tap_flowfinity.errors import FlowfinityError
 from tap_flowfinity.viewclient import ViewClient
 
 if t.TYPE_CHECKING:
-    from tap_flowfinity.settings import ViewSettings
+    from tap_flowfinity.settings import TapSettings, ViewSettings
 
 CAPTURE_FORMAT = "tap-flowfinity capture 1"
 DEFAULT_CAPTURE_RECORDS = 200
@@ -261,7 +261,7 @@ def _answer(
             seen.add(pair)
             records.append(record)
     finally:
-        iterator.close()  # type: ignore[attr-defined]
+        iterator.close()
     entry["bom"] = head.head.startswith(codecs.BOM_UTF8)
     entry["records"] = read
     entry["new"] = len(records)
@@ -298,8 +298,7 @@ def _empty_form(response: requests.Response, head: bytes) -> str:
 
 
 def capture_site(
-    config: t.Mapping[str, t.Any],
-    views: list[ViewSettings],
+    settings: TapSettings,
     path: Path,
     *,
     records: int = DEFAULT_CAPTURE_RECORDS,
@@ -307,15 +306,14 @@ def capture_site(
     logger: logging.Logger,
 ) -> list[str]:
     """Capture every view into `path`; returns one summary line per view."""
-    start = config.get("start_last_submission_id")
     masker = Masker()
     views_json = []
     lines = []
-    for view in views:
-        client = ViewClient.for_config(config, view, logger)
+    for view in settings.views:
+        client = ViewClient.for_settings(settings, view, logger)
         try:
             capture = capture_view(
-                client, None if start is None else int(start), records, masked=masked
+                client, settings.start_last_submission_id, records, masked=masked
             )
             views_json.append(capture.to_json(masker, client))
         except requests.exceptions.RequestException as exc:

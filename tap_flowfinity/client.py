@@ -13,17 +13,16 @@ import itertools
 import logging
 import typing as t
 from functools import cached_property
+from http import HTTPStatus
 
-from singer_sdk.streams import RESTStream
+import requests
+from singer_sdk import metrics
+from typing_extensions import override
 
 from tap_flowfinity.progress import Progress
 from tap_flowfinity.retries import RETRIABLE_ERRORS, RetryBudget, describe_failure
-from tap_flowfinity.settings import (
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_MAX_RETRY_SECONDS,
-    DEFAULT_PROGRESS_INTERVAL,
-    ViewSettings,
-)
+from tap_flowfinity.sdk_seam import SeamStream
+from tap_flowfinity.settings import TapSettings, ViewSettings
 from tap_flowfinity.viewclient import ViewClient
 
 if t.TYPE_CHECKING:
@@ -31,20 +30,29 @@ if t.TYPE_CHECKING:
     from singer_sdk.tap_base import Tap
 
 
-class FlowfinityStream(RESTStream[int]):
+class FlowfinityStream(SeamStream):
     """Reads one Flowfinity view, page after page, from a submission-id cursor."""
 
     path = ""
 
-    def __init__(self, tap: Tap, view: ViewSettings, schema: dict[str, t.Any] | None) -> None:
+    def __init__(
+        self,
+        tap: Tap,
+        settings: TapSettings,
+        view: ViewSettings,
+        schema: dict[str, t.Any] | None,
+    ) -> None:
+        self.settings = settings
         self.view = view
         super().__init__(tap=tap, name=view.name, schema=schema)
 
     @property
+    @override
     def url_base(self) -> str:
         """The view's URL is opaque configuration: no pattern of Flowfinity's is assumed."""
         return self.view.url
 
+    @override
     def get_url(self, context: Context | None) -> str:
         """Exactly the configured URL: the SDK's `{setting}` templating must not touch it."""
         return self.view.url
@@ -52,7 +60,7 @@ class FlowfinityStream(RESTStream[int]):
     @cached_property
     def client(self) -> ViewClient:
         """The view's HTTP client (the doctor and capture build theirs the same way)."""
-        client = ViewClient.for_config(self.config, self.view, self.logger, self.user_agent)
+        client = ViewClient.for_settings(self.settings, self.view, self.logger, self.user_agent)
         warning = client.url_warning()
         if warning:
             self.logger.warning(warning)
@@ -64,7 +72,8 @@ class FlowfinityStream(RESTStream[int]):
         """Where this run starts: override in the stream (bookmark, lookback, start id)."""
         return None
 
-    def request_records(self, context: Context | None) -> t.Iterable[dict]:
+    @override
+    def request_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Ask from the last cursor received until a response brings nothing new.
 
         A transient failure, before the response or in the middle of its body, is retried
@@ -127,7 +136,7 @@ class FlowfinityStream(RESTStream[int]):
         if emitted and not self.client.state_seen:
             self.logger.warning(self.client.missing_state_warning())
 
-    def sample_records(self, size: int, after: int | None) -> list[dict]:
+    def sample_records(self, size: int, after: int | None) -> list[dict[str, t.Any]]:
         """The view's first `size` records after `after` (for discovery), with retries.
 
         A transient failure while discovering must not fail the run any more than one while
@@ -141,7 +150,7 @@ class FlowfinityStream(RESTStream[int]):
             except RETRIABLE_ERRORS as exc:
                 self._wait_before_retry(budget, exc, "for discovery")
             finally:
-                records.close()  # type: ignore[attr-defined]
+                records.close()
 
     def _wait_before_retry(self, budget: RetryBudget, exc: BaseException, what: str) -> None:
         """Spend one retry of `budget` (or raise when it is used up), and say so in the log."""
@@ -162,20 +171,43 @@ class FlowfinityStream(RESTStream[int]):
             self.name,
             self.view.cursor_field,
             start,
-            float(self.config.get("progress_interval", DEFAULT_PROGRESS_INTERVAL)),
+            float(self.settings.progress_interval),
         )
 
     def _new_retry_budget(self) -> RetryBudget:
         return RetryBudget(
             view=self.name,
-            max_retries=int(self.config.get("max_retries", DEFAULT_MAX_RETRIES)),
-            max_seconds=float(self.config.get("max_retry_seconds", DEFAULT_MAX_RETRY_SECONDS)),
+            max_retries=self.settings.max_retries,
+            max_seconds=float(self.settings.max_retry_seconds),
         )
 
-    def _read_page(self, context: Context | None, cursor: int | None) -> t.Iterator[dict]:
+    def _read_page(
+        self, context: Context | None, cursor: int | None
+    ) -> t.Generator[dict[str, t.Any], None, None]:
         """One request from `cursor`: its records, checked not to go down nor below it."""
-        response = self.client.send(cursor)
-        self._write_request_duration_log(
-            endpoint=self.path, response=response, context=context, extra_tags=None
-        )
+        response = self.client.request(cursor)
+        self._log_request_duration(response, context)
+        self.client.check_status(response)
         yield from self.client.records(response, cursor)
+
+    def _log_request_duration(self, response: requests.Response, context: Context | None) -> None:
+        """The SDK's `http_request_duration` metric, written through its public metrics API."""
+        tags: dict[str, t.Any] = {
+            metrics.Tag.STREAM: self.name,
+            metrics.Tag.ENDPOINT: self.path,
+            metrics.Tag.HTTP_STATUS_CODE: response.status_code,
+            metrics.Tag.STATUS: (
+                metrics.Status.SUCCEEDED
+                if response.status_code < HTTPStatus.BAD_REQUEST
+                else metrics.Status.FAILED
+            ),
+        }
+        if context:
+            tags[metrics.Tag.CONTEXT] = context
+        point = metrics.Point(
+            "timer",
+            metric=metrics.Metric.HTTP_REQUEST_DURATION,
+            value=response.elapsed.total_seconds(),
+            tags=tags,
+        )
+        metrics.log(self.metrics_logger, point)

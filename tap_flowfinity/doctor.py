@@ -1,6 +1,6 @@
 """The view doctor: `tap-flowfinity --test` checks each view against the synchronization recipe.
 
-Flowfinity's recipe (flowfinity-api.md) asks the app designer for a dedicated view: Record ID,
+Flowfinity's recipe (docs/contract.md) asks the app designer for a dedicated view: Record ID,
 Last submission ID and the State among its fields, sorted by Last submission ID ascending,
 filtered by a "Previous Last Submission ID" parameter, deletes as a "Deleted" state. A view
 that misses one of these syncs wrongly or not at all, and the designer is rarely the person
@@ -38,7 +38,7 @@ from tap_flowfinity.errors import (
 from tap_flowfinity.retries import network_problem, tls_error
 from tap_flowfinity.schema import DELETED_AT, infer_schema
 from tap_flowfinity.security import plain_http_warnings, redact
-from tap_flowfinity.settings import ViewSettings
+from tap_flowfinity.settings import TapSettings, ViewSettings
 from tap_flowfinity.viewclient import FIX_SORT, ViewClient, state_name
 
 DOCTOR_SAMPLE_SIZE = 200
@@ -91,15 +91,15 @@ class ViewDoctor:
 
     def __init__(
         self,
-        config: t.Mapping[str, t.Any],
+        settings: TapSettings,
         view: ViewSettings,
         sample_size: int = DOCTOR_SAMPLE_SIZE,
         logger: logging.Logger = LOGGER,
     ) -> None:
         self.view = view
         self.sample_size = sample_size
-        self.client = ViewClient.for_config(config, view, logger)
-        self.username = str(config.get("username", ""))
+        self.client = ViewClient.for_settings(settings, view, logger)
+        self.username = settings.username
         self.checks: list[Check] = []
         self.sample: list[dict[str, t.Any]] = []
 
@@ -197,7 +197,7 @@ class ViewDoctor:
                 "syncs retry this",
             )
         finally:
-            records.close()  # type: ignore[attr-defined]
+            records.close()
         if check == "JSON array":
             more = "the first" if len(sample) == limit else "all"
             self._add(check, PASS, f"a JSON array; read {more} {len(sample)} records")
@@ -364,7 +364,7 @@ def run_doctor(tap: t.Any, views: list[ViewSettings], out: t.TextIO = sys.stderr
     for warning in plain_http_warnings(views):
         print(f"WARN {warning}", file=out, flush=True)
     for view in views:
-        doctor = ViewDoctor(tap.config, view, logger=tap.logger)
+        doctor = ViewDoctor(tap.settings, view, logger=tap.logger)
         url_warning = doctor.client.url_warning()
         if url_warning:
             print(f"WARN {url_warning}", file=out, flush=True)
@@ -404,7 +404,7 @@ def _emit_test_record(tap: t.Any, doctor: ViewDoctor) -> None:
         return
     view = doctor.view
     schema = infer_schema(view, doctor.sample)
-    stream = ViewStream(tap=tap, view=view, schema=schema)
+    stream = ViewStream(tap=tap, settings=tap.settings, view=view, schema=schema)
     record = dict(doctor.sample[0])
     parse_cursor(record, view)
     record = stream.post_process(record) or record

@@ -21,13 +21,14 @@ the writer (writer.py), with no message object in between.
 from __future__ import annotations
 
 import typing as t
+from datetime import datetime, timezone
 from decimal import Decimal
 
-from singer_sdk.helpers._typing import _is_exclusive_boolean_type
-from singer_sdk.helpers._util import utc_now
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import RecordMessage
+from typing_extensions import override
 
+from tap_flowfinity.sdk_seam import SeamStream, is_exclusive_boolean_type
 from tap_flowfinity.writer import FlowfinityWriter
 
 # What parsing.py yields for JSON values (non-integers as Decimal, never float).
@@ -52,21 +53,22 @@ def _needs_conformance(property_schema: dict[str, t.Any]) -> bool:
             return True
         return _needs_conformance(items)
     try:
-        return _is_exclusive_boolean_type(property_schema)  # turns 0/1 into booleans
+        return is_exclusive_boolean_type(property_schema)  # turns 0/1 into booleans
     except TypeError:
         return True
 
 
-class FastRecordMessages:
-    """Stream mixin: skip the SDK's per-record selection and conformance when they are no-ops.
+class FastRecordMessages(SeamStream):
+    """A stream that skips the SDK's per-record selection and conformance when they are no-ops.
 
-    Put it before the SDK stream class in the bases. The schema-level check is cached per
-    properties identity and count, so a schema that gains a field or is replaced is checked
-    again. Not noticed: a property schema changed in place (replace it instead), and a
-    selection mask or stream maps changed without the properties changing (the SDK sets
-    both up before a sync; ViewStream rebuilds them only when it adds properties).
+    The schema-level check is cached per properties identity and count, so a schema that
+    gains a field or is replaced is checked again. Not noticed: a property schema changed in
+    place (replace it instead), and a selection mask or stream maps changed without the
+    properties changing (the SDK sets both up before a sync; ViewStream rebuilds them only
+    when it adds properties). `fast_path = False` turns it off (the output is the same).
     """
 
+    fast_path: t.ClassVar[bool] = True
     _fast_key: tuple[int, int] | None = None
     # Selection and conformance cannot change a JSON record under the current schema.
     _fast_ok: bool = False
@@ -77,8 +79,7 @@ class FastRecordMessages:
     records_are_json_native: t.ClassVar[bool] = False
 
     def _fast_path_applies(self, record: dict[str, t.Any]) -> bool:
-        stream = t.cast(t.Any, self)
-        properties = stream.effective_schema["properties"]
+        properties = self.effective_schema["properties"]
         if (id(properties), len(properties)) != self._fast_key:
             self._compile_fast_path(properties)
         return (
@@ -90,11 +91,11 @@ class FastRecordMessages:
         )
 
     def _compile_fast_path(self, properties: dict[str, t.Any]) -> None:
-        stream = t.cast(t.Any, self)
-        mask = stream.mask
-        maps = stream.stream_maps
-        self._fast_ok = all(mask.values()) and not any(
-            _needs_conformance(p) for p in properties.values()
+        maps = self.stream_maps
+        self._fast_ok = (
+            self.fast_path
+            and all(self.mask.values())
+            and not any(_needs_conformance(p) for p in properties.values())
         )
         identity = (
             len(maps) == 1
@@ -104,41 +105,35 @@ class FastRecordMessages:
         self._direct_alias = maps[0].stream_alias if identity else None
         self._fast_key = (id(properties), len(properties))
 
-    def _sync_records(
-        self, context: t.Any = None, *, write_messages: bool = True
-    ) -> t.Generator[dict[str, t.Any], t.Any, t.Any]:
-        """The SDK's sync loop; records the writer buffered when it fails still go out."""
-        try:
-            yield from super()._sync_records(  # type: ignore[misc]
-                context, write_messages=write_messages
-            )
-        finally:
-            writer = t.cast(t.Any, self)._tap.message_writer
-            if isinstance(writer, FlowfinityWriter):
-                writer.flush()
+    @override
+    def after_sync_records(self) -> None:
+        """Records the writer buffered go out, also when the stream failed."""
+        writer = self.tap.message_writer
+        if isinstance(writer, FlowfinityWriter):
+            writer.flush()
 
-    def _write_record_message(self, record: dict[str, t.Any]) -> None:
+    @override
+    def write_record_message(self, record: dict[str, t.Any]) -> None:
         """Write the record's RECORD messages, without the SDK's walks when they are no-ops.
 
         With the default (identity) stream map and no flattening, the SDK's message object
         and its dictionary copy are pure overhead too: the writer gets the record itself.
         """
-        stream = t.cast(t.Any, self)
         if not self._fast_path_applies(record):
-            super()._write_record_message(record)  # type: ignore[misc]
+            self.write_record_messages_the_sdks_way(record)
             return
-        writer = stream._tap.message_writer
+        writer = self.tap.message_writer
         if self._direct_alias is not None and isinstance(writer, FlowfinityWriter):
-            writer.write_record(self._direct_alias, record, stream._stream_version)
+            writer.write_record(self._direct_alias, record, self.record_version)
         else:
-            for stream_map in stream.stream_maps:
+            for stream_map in self.stream_maps:
                 mapped = stream_map.transform(record)
                 if mapped is not None:
                     message = RecordMessage(
                         stream=stream_map.stream_alias,
                         record=mapped,
-                        version=stream._stream_version,
-                        time_extracted=utc_now(),
+                        version=self.record_version,
+                        time_extracted=datetime.now(timezone.utc),
                     )
-                    stream._tap.write_message(message)
-        stream.state_manager.is_flushed = False
+                    self.tap.write_message(message)
+        self.state_manager.is_flushed = False

@@ -211,7 +211,7 @@ def to_text(value: t.Any, *, flatten: bool) -> str | None:
         if isinstance(chosen, str):
             return chosen
         if isinstance(chosen, list) and len(chosen) == 1 and isinstance(chosen[0], str):
-            return t.cast(str, chosen[0])
+            return chosen[0]
         return raw_text(chosen)
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -36,7 +36,7 @@ class _BodyReader:
     """The streamed response body chunk by chunk; a dropped connection is a truncation."""
 
     def __init__(self, response: requests.Response, view: str) -> None:
-        self._chunks = response.iter_content(chunk_size=CHUNK_SIZE)
+        self._chunks: t.Iterator[bytes] = response.iter_content(chunk_size=CHUNK_SIZE)
         self._pending = b""
         self._view = view
         self.at_end = False
@@ -235,7 +235,9 @@ class _ArrayScanner:
         return MalformedResponse(self._view, problem, _FIX_URL)
 
 
-def iter_records(response: requests.Response, view: str) -> t.Iterator[dict[str, t.Any]]:
+def iter_records(
+    response: requests.Response, view: str
+) -> t.Generator[dict[str, t.Any], None, None]:
     """Yield each record of a view's JSON array as soon as it is complete.
 
     Raises:

@@ -20,7 +20,7 @@ class Progress:
 
     def __init__(
         self,
-        logger: logging.Logger | logging.LoggerAdapter,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
         view: str,
         cursor_field: str,
         start: int | None,

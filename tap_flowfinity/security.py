@@ -41,12 +41,11 @@ def redact(text: str) -> str:
     return text
 
 
-def protect(config: t.Mapping[str, t.Any]) -> None:
+def protect(username: str, password: str) -> None:
     """Register the configured password for redaction and scrub every later log record."""
-    password = config.get("password")
-    if not isinstance(password, str) or len(password) < 4:
+    if len(password) < 4:
         return  # too short to redact without mangling unrelated text
-    _secrets.update(secret_forms(config.get("username"), password))
+    _secrets.update(secret_forms(username, password))
     _install_log_scrubber()
 
 
@@ -75,13 +74,13 @@ def _install_log_scrubber() -> None:
     logging.setLogRecordFactory(scrubbed_record)
 
 
-def tls_verify(config: t.Mapping[str, t.Any]) -> bool | str:
+def tls_verify(ca_bundle: str | None) -> bool | str:
     """What `requests` should verify server certificates against: a CA bundle, or the default.
 
     Verification cannot be turned off; a site with a private CA names it in `ca_bundle`
     (or, as for any `requests` client, in REQUESTS_CA_BUNDLE).
     """
-    bundle = config.get("ca_bundle")
+    bundle = ca_bundle
     if not bundle:
         # requests' own convention, which `Session.send` (the SDK's path) does not apply.
         return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True

@@ -1,13 +1,13 @@
-"""Tap settings: the config JSON schema and the per-view settings resolved from it.
+"""Tap settings: the config JSON schema, and the typed settings read from it once.
 
-CONTRACT.md fixes the names. Every per-view setting falls back to the tap-wide one, so a
-project with many views states the common choices once and overrides them where a view
-differs.
+The setting names are part of the tap's contract with its users (README "Settings"); each
+default is declared once, in the schema. Every per-view setting falls back to the tap-wide
+one, so a project with many views states the common choices once and overrides them where
+a view differs.
 """
 
 from __future__ import annotations
 
-import re
 import typing as t
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -18,23 +18,6 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from tap_flowfinity.fieldtypes import DECLARABLE_KINDS, KEEP_RAW, ON_TYPE_ERROR_CHOICES
 
-DEFAULT_CURSOR_FIELD = "lastSubmissionId"
-DEFAULT_CURSOR_PARAMETER = "PreviousLastSubmissionId"
-DEFAULT_STATE_FIELD = "State"
-DEFAULT_DELETED_STATES = ("Deleted",)
-# Flowfinity assigns a submission id when a submission starts; one that commits slowly becomes
-# visible after larger ids were already read. Re-reading the last 1,000 ids of the system-wide
-# counter covers every submission that was in flight while the previous run read, up to a site
-# taking ~100 submissions per second with a 10-second commit; the cost is re-reading this view's
-# share of those ids (usually a handful of records), upserted harmlessly by RecordID.
-DEFAULT_LOOKBACK = 1000
-DEFAULT_STATE_MESSAGE_FREQUENCY = 1000
-DEFAULT_DISCOVERY_SAMPLE_SIZE = 200
-DEFAULT_REQUEST_TIMEOUT = 300
-DEFAULT_MAX_RETRIES = 8
-DEFAULT_MAX_RETRY_SECONDS = 600
-DEFAULT_PROGRESS_INTERVAL = 30
-
 VIEW_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 # Settings a view can override: (name, type, title, description, tap-wide default).
@@ -44,28 +27,28 @@ _OVERRIDABLE: tuple[tuple[str, t.Any, str, str, t.Any], ...] = (
         th.StringType,
         "Cursor field",
         "Record field holding the submission id.",
-        DEFAULT_CURSOR_FIELD,
+        "lastSubmissionId",
     ),
     (
         "cursor_parameter",
         th.StringType,
         "Cursor parameter",
         "View parameter that receives the last processed submission id.",
-        DEFAULT_CURSOR_PARAMETER,
+        "PreviousLastSubmissionId",
     ),
     (
         "state_field",
         th.StringType,
         "State field",
         "Record field holding the workflow state name.",
-        DEFAULT_STATE_FIELD,
+        "State",
     ),
     (
         "deleted_states",
         th.ArrayType(th.StringType),
         "Deleted states",
         'Workflow state names that mean "deleted".',
-        list(DEFAULT_DELETED_STATES),
+        ["Deleted"],
     ),
     (
         "deleted_at_field",
@@ -102,7 +85,7 @@ _OVERRIDABLE: tuple[tuple[str, t.Any, str, str, t.Any], ...] = (
 )
 
 
-def _overridable_settings(*, per_view: bool) -> list[th.Property]:
+def _overridable_settings(*, per_view: bool) -> list[th.Property[t.Any]]:
     """The tap-wide declaration (with its default) or the per-view one (falls back to it)."""
     suffix = " Falls back to the tap-wide setting." if per_view else " Override per view."
     return [
@@ -199,7 +182,13 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
     th.Property(
         "lookback",
         th.IntegerType(minimum=0),
-        default=DEFAULT_LOOKBACK,
+        # Flowfinity assigns a submission id when a submission starts; one that commits
+        # slowly becomes visible after larger ids were already read. Re-reading the last
+        # 1,000 ids of the system-wide counter covers every submission in flight while the
+        # previous run read, up to a site taking ~100 submissions per second with a
+        # 10-second commit; the cost is re-reading this view's share of those ids (usually
+        # a handful of records), upserted harmlessly by RecordID.
+        default=1000,
         title="Lookback (submission ids)",
         description=(
             "How many submission ids below the bookmark each run re-reads, so that a "
@@ -209,35 +198,35 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
     th.Property(
         "state_message_frequency",
         th.IntegerType(minimum=1),
-        default=DEFAULT_STATE_MESSAGE_FREQUENCY,
+        default=1000,
         title="STATE message frequency",
         description="Emit a STATE message at least every this many records.",
     ),
     th.Property(
         "discovery_sample_size",
         th.IntegerType(minimum=1),
-        default=DEFAULT_DISCOVERY_SAMPLE_SIZE,
+        default=200,
         title="Discovery sample size",
         description="How many records of each view discovery reads to infer its schema.",
     ),
     th.Property(
         "request_timeout",
         th.IntegerType(minimum=1),
-        default=DEFAULT_REQUEST_TIMEOUT,
+        default=300,
         title="Request timeout (seconds)",
         description="Seconds to wait for the server to connect or to send the next bytes.",
     ),
     th.Property(
         "max_retries",
         th.IntegerType(minimum=0),
-        default=DEFAULT_MAX_RETRIES,
+        default=8,
         title="Maximum retries",
         description="Retries of one request after 429, 5xx, timeouts and dropped connections.",
     ),
     th.Property(
         "max_retry_seconds",
         th.IntegerType(minimum=0),
-        default=DEFAULT_MAX_RETRY_SECONDS,
+        default=600,
         title="Maximum retry time (seconds)",
         description="Upper bound on the total time spent waiting between retries of a request.",
     ),
@@ -254,7 +243,7 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
     th.Property(
         "progress_interval",
         th.IntegerType(minimum=0),
-        default=DEFAULT_PROGRESS_INTERVAL,
+        default=30,
         title="Progress interval (seconds)",
         description=(
             "Log a progress line per stream this often (records so far, bookmark, "
@@ -266,23 +255,39 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
 CONFIG_SCHEMA["properties"]["views"]["minItems"] = 1
 
 
+def schema_default(name: str) -> t.Any:
+    """The default the config schema declares for a tap-wide setting (None: no default)."""
+    return CONFIG_SCHEMA["properties"][name].get("default")
+
+
+def _setting(config: t.Mapping[str, t.Any], name: str) -> t.Any:
+    """A tap-wide setting: as configured, else the schema's default.
+
+    The SDK fills the schema's defaults in when it validates the config; reading them from
+    the schema here too keeps an unvalidated config (a test's, `--about`'s) to the same
+    defaults, declared once.
+    """
+    value = config.get(name)
+    return schema_default(name) if value is None else value
+
+
 @dataclass(frozen=True)
 class ViewSettings:
-    """Everything one stream needs to know about its view, with tap-wide defaults applied."""
+    """Everything one stream needs to know about its view, with tap-wide settings applied."""
 
     name: str
     url: str
-    params: dict[str, str] = field(default_factory=dict)
-    cursor_field: str = DEFAULT_CURSOR_FIELD
-    cursor_parameter: str = DEFAULT_CURSOR_PARAMETER
-    state_field: str = DEFAULT_STATE_FIELD
-    deleted_states: frozenset[str] = frozenset(DEFAULT_DELETED_STATES)
-    deleted_at_field: str | None = None
-    schema_overrides: dict[str, dict[str, t.Any]] = field(default_factory=dict)
-    field_types: dict[str, str] = field(default_factory=dict)
-    flatten_selections: bool = True
-    timezone: str | None = None
-    on_type_error: str = KEEP_RAW
+    params: dict[str, str]
+    cursor_field: str
+    cursor_parameter: str
+    state_field: str
+    deleted_states: frozenset[str]
+    deleted_at_field: str | None
+    schema_overrides: dict[str, dict[str, t.Any]]
+    field_types: dict[str, str]
+    flatten_selections: bool
+    timezone: str | None
+    on_type_error: str
 
     def query_params(self, cursor: int | None) -> dict[str, str]:
         """The view's URL parameters: the static ones, plus the cursor when there is one.
@@ -299,52 +304,91 @@ class ViewSettings:
     def from_config(
         cls, config: t.Mapping[str, t.Any], view: t.Mapping[str, t.Any]
     ) -> ViewSettings:
-        """Resolve one `views[]` item against the tap-wide settings."""
+        """Resolve one `views[]` item: each overridable setting falls back to the tap-wide one."""
 
-        def setting(key: str, default: t.Any) -> t.Any:
-            if view.get(key) is not None:
-                return view[key]
-            if config.get(key) is not None:
-                return config[key]
-            return default
+        def setting(key: str) -> t.Any:
+            value = view.get(key)
+            return _setting(config, key) if value is None else value
 
         return cls(
             name=view["name"],
             url=view["url"],
             params={str(k): _param_text(v) for k, v in (view.get("params") or {}).items()},
-            cursor_field=setting("cursor_field", DEFAULT_CURSOR_FIELD),
-            cursor_parameter=setting("cursor_parameter", DEFAULT_CURSOR_PARAMETER),
-            state_field=setting("state_field", DEFAULT_STATE_FIELD),
-            deleted_states=frozenset(setting("deleted_states", DEFAULT_DELETED_STATES)),
-            deleted_at_field=setting("deleted_at_field", None),
+            cursor_field=setting("cursor_field"),
+            cursor_parameter=setting("cursor_parameter"),
+            state_field=setting("state_field"),
+            deleted_states=frozenset(setting("deleted_states")),
+            deleted_at_field=setting("deleted_at_field"),
             schema_overrides=dict(view.get("schema") or {}),
             field_types={str(k): str(v) for k, v in (view.get("field_types") or {}).items()},
-            flatten_selections=bool(setting("flatten_selections", True)),
-            timezone=setting("timezone", None),
-            on_type_error=setting("on_type_error", KEEP_RAW),
+            flatten_selections=bool(setting("flatten_selections")),
+            timezone=setting("timezone"),
+            on_type_error=setting("on_type_error"),
+        )
+
+
+@dataclass(frozen=True)
+class TapSettings:
+    """The tap's settings, typed, with the schema's defaults applied: read once, at start.
+
+    Nothing else reads the raw config, so a setting's name, type and default live in the
+    config schema above and here, nowhere else.
+    """
+
+    username: str
+    password: str = field(repr=False)  # never printed, not even by a debugger's repr
+    views: tuple[ViewSettings, ...]
+    start_last_submission_id: int | None
+    lookback: int
+    state_message_frequency: int
+    discovery_sample_size: int
+    request_timeout: int
+    max_retries: int
+    max_retry_seconds: int
+    ca_bundle: str | None
+    progress_interval: int
+
+    @classmethod
+    def from_config(cls, config: t.Mapping[str, t.Any]) -> TapSettings:
+        """Read and cross-check the settings (the SDK validated each value's shape already).
+
+        Raises:
+            ConfigValidationError: what the JSON schema cannot check (see `resolve_views`).
+
+        """
+        start = config.get("start_last_submission_id")
+        return cls(
+            username=str(config.get("username") or ""),
+            password=str(config.get("password") or ""),
+            views=tuple(resolve_views(config)),
+            start_last_submission_id=None if start is None else int(start),
+            lookback=int(_setting(config, "lookback")),
+            state_message_frequency=int(_setting(config, "state_message_frequency")),
+            discovery_sample_size=int(_setting(config, "discovery_sample_size")),
+            request_timeout=int(_setting(config, "request_timeout")),
+            max_retries=int(_setting(config, "max_retries")),
+            max_retry_seconds=int(_setting(config, "max_retry_seconds")),
+            ca_bundle=config.get("ca_bundle") or None,
+            progress_interval=int(_setting(config, "progress_interval")),
         )
 
 
 def resolve_views(config: t.Mapping[str, t.Any]) -> list[ViewSettings]:
-    """Resolve and cross-check every configured view.
+    """Resolve every configured view and check what the config schema cannot.
 
-    JSON schema validation already checked each item's shape; what it cannot see is a
-    problem between items, or a URL that is not one.
+    The JSON schema already checked each item's shape (names, URL scheme, kinds, choices);
+    what it cannot see is a problem between items, a URL without a host, or a time zone
+    that does not exist.
     """
     views = [ViewSettings.from_config(config, view) for view in config.get("views") or []]
     errors: list[str] = []
     seen: set[str] = set()
     for view in views:
-        if not re.match(VIEW_NAME_PATTERN, view.name):
-            errors.append(
-                f"view name {view.name!r}: use letters, digits and _ only, not starting "
-                "with a digit (it becomes the table name)"
-            )
         if view.name in seen:
             errors.append(f"view name {view.name!r} is used twice: stream names must be unique")
         seen.add(view.name)
         parts = urlsplit(view.url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
+        if not parts.hostname:
             errors.append(
                 f"view {view.name!r}: url must be the full http(s) URL of the view "
                 "as the App Editor shows it"
@@ -358,7 +402,7 @@ def resolve_views(config: t.Mapping[str, t.Any]) -> list[ViewSettings]:
                 f"view {view.name!r}: params must not set {view.cursor_parameter!r}; "
                 "the tap sends it (use start_last_submission_id to choose a start)"
             )
-        errors.extend(_type_setting_errors(view))
+        errors.extend(_timezone_errors(view))
     if not views:
         errors.append("views: configure at least one synchronization view")
     if errors:
@@ -366,28 +410,18 @@ def resolve_views(config: t.Mapping[str, t.Any]) -> list[ViewSettings]:
     return views
 
 
-def _type_setting_errors(view: ViewSettings) -> list[str]:
-    """What JSON schema cannot check in the type settings: a real zone, a known kind."""
-    errors: list[str] = []
-    if view.timezone is not None:
-        try:
-            ZoneInfo(view.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            errors.append(
-                f"view {view.name!r}: timezone {view.timezone!r} is not an IANA time zone "
-                "name (e.g. Europe/Berlin, America/Vancouver, UTC)"
-            )
-    for name, kind in view.field_types.items():
-        if kind not in DECLARABLE_KINDS:
-            errors.append(
-                f"view {view.name!r}: field_types[{name!r}] is {kind!r}; use one of "
-                + ", ".join(DECLARABLE_KINDS)
-            )
-    if view.on_type_error not in ON_TYPE_ERROR_CHOICES:
-        errors.append(
-            f"view {view.name!r}: on_type_error must be one of " + ", ".join(ON_TYPE_ERROR_CHOICES)
-        )
-    return errors
+def _timezone_errors(view: ViewSettings) -> list[str]:
+    """A time zone must exist (JSON schema can only check that it is text)."""
+    if view.timezone is None:
+        return []
+    try:
+        ZoneInfo(view.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return [
+            f"view {view.name!r}: timezone {view.timezone!r} is not an IANA time zone "
+            "name (e.g. Europe/Berlin, America/Vancouver, UTC)"
+        ]
+    return []
 
 
 def _param_text(value: t.Any) -> str:

@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
-from singer_sdk.helpers._catalog import get_selected_schema
+from singer_sdk.singerlib import Catalog, CatalogEntry, Schema
+from typing_extensions import override
 
 from tap_flowfinity.client import FlowfinityStream
 from tap_flowfinity.errors import UnsortedView
@@ -23,13 +24,12 @@ from tap_flowfinity.fieldtypes import (
     raw_text,
 )
 from tap_flowfinity.schema import DELETED_AT, infer_schema, property_for_values
-from tap_flowfinity.settings import DEFAULT_LOOKBACK, DEFAULT_STATE_MESSAGE_FREQUENCY
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
     from singer_sdk.tap_base import Tap
 
-    from tap_flowfinity.settings import ViewSettings
+    from tap_flowfinity.settings import TapSettings, ViewSettings
 
 
 class ViewStream(FastRecordMessages, FlowfinityStream):
@@ -48,18 +48,22 @@ class ViewStream(FastRecordMessages, FlowfinityStream):
     def __init__(
         self,
         tap: Tap,
+        settings: TapSettings,
         view: ViewSettings,
         schema: dict[str, t.Any] | None,
         bookmark: int | None = None,
     ) -> None:
         self.bookmark_at_start = bookmark
-        super().__init__(tap=tap, view=view, schema=schema)
+        super().__init__(tap=tap, settings=settings, view=view, schema=schema)
         self.replication_key = view.cursor_field
-        self.STATE_MSG_FREQUENCY = int(
-            self.config.get("state_message_frequency") or DEFAULT_STATE_MESSAGE_FREQUENCY
-        )
-        if schema is None:
-            self._schema = self.discover_schema()
+        self.STATE_MSG_FREQUENCY = settings.state_message_frequency
+        self._view_schema = self.discover_schema() if schema is None else schema
+
+    @property
+    @override
+    def schema(self) -> dict[str, t.Any]:
+        """The catalog's schema of the view, else the one discovery inferred."""
+        return self._view_schema
 
     def discover_schema(self) -> dict[str, t.Any]:
         """Infer the schema from a sample; the connection closes after it.
@@ -68,12 +72,14 @@ class ViewStream(FastRecordMessages, FlowfinityStream):
         without a bookmark, at `start_last_submission_id`: a view is never asked for history
         the sync does not need. Fields the sample lacks are added when a record brings them.
         """
-        size = int(self.config.get("discovery_sample_size") or 1)
         after = self.start_after(self.bookmark_at_start)
-        return infer_schema(self.view, self.sample_records(size, after))
+        return infer_schema(
+            self.view, self.sample_records(self.settings.discovery_sample_size, after)
+        )
 
     # Where a run starts
 
+    @override
     def first_request_cursor(self, context: Context | None) -> int | None:
         """After the bookmark, less the lookback overlap; else after `start_last_submission_id`.
 
@@ -85,11 +91,10 @@ class ViewStream(FastRecordMessages, FlowfinityStream):
     def start_after(self, bookmark: t.Any) -> int | None:
         """The cursor to start from, given the bookmark (None: no bookmark)."""
         if bookmark is not None:
-            lookback = int(self.config.get("lookback", DEFAULT_LOOKBACK) or 0)
-            return max(int(bookmark) - lookback, 0)
-        start = self.config.get("start_last_submission_id")
-        return None if start is None else int(start)
+            return max(int(bookmark) - self.settings.lookback, 0)
+        return self.settings.start_last_submission_id
 
+    @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Read the view; if it turns out unsorted, take back the bookmarks of this run.
 
@@ -113,25 +118,24 @@ class ViewStream(FastRecordMessages, FlowfinityStream):
         else:
             state["replication_key_value"] = int(starting)
         self.state_manager.is_flushed = False
-        self._write_state_message()
+        self.write_state_message()
 
     # The largest cursor emitted and not yet in the state (None: nothing unsaved), and its
     # context.
     _unsaved: int | None = None
     _unsaved_context: Context | None = None
 
-    def _increment_stream_state(
-        self, latest_record: dict[str, t.Any], *, context: Context | None = None
-    ) -> None:
+    @override
+    def note_cursor(self, record: dict[str, t.Any], context: Context | None) -> None:
         """Note the record's cursor; the state takes the largest when a STATE goes out.
 
         Updating the SDK's state dict for every record cost ~15% of a first sync's CPU,
-        and nothing reads the dict between STATE messages: `_write_state_message` and
-        `_finalize_state` save the noted cursor first, so every STATE is the one a
-        per-record update would have written. (A STATE written on SIGTERM may lag by up to
-        `state_message_frequency` records: a resume re-reads them, it never skips any.)
+        and nothing reads the dict between STATE messages: `before_state_message` saves
+        the noted cursor first, so every STATE is the one a per-record update would have
+        written. (A STATE written on SIGTERM may lag by up to `state_message_frequency`
+        records: a resume re-reads them, it never skips any.)
         """
-        cursor = latest_record[self.view.cursor_field]
+        cursor = record[self.view.cursor_field]
         if self._unsaved is None or cursor > self._unsaved:
             self._unsaved = cursor
             self._unsaved_context = context
@@ -153,28 +157,16 @@ class ViewStream(FastRecordMessages, FlowfinityStream):
             state["replication_key_value"] = bookmark  # a hand-written state may hold a string
             if cursor <= bookmark:
                 return
-        super()._increment_stream_state({self.view.cursor_field: cursor}, context=context)
+        self.advance_bookmark({self.view.cursor_field: cursor}, context)
 
-    def _write_state_message(self) -> None:
+    @override
+    def before_state_message(self) -> None:
+        """The noted cursor goes into the state before it is written or finalized."""
         self._save_bookmark()
-        super()._write_state_message()
-
-    def _finalize_state(self, state: dict[str, t.Any] | None = None) -> None:
-        self._save_bookmark()
-        super()._finalize_state(state)
 
     # Records
 
-    def _process_record(
-        self,
-        record: dict[str, t.Any],
-        child_context: Context | None = None,
-        partition_context: Context | None = None,
-    ) -> None:
-        """Nothing to do per record: a view has neither child streams nor partitions."""
-        if self.child_streams or partition_context:
-            super()._process_record(record, child_context, partition_context)
-
+    @override
     def post_process(
         self, row: dict[str, t.Any], context: Context | None = None
     ) -> dict[str, t.Any] | None:
@@ -272,19 +264,14 @@ class ViewStream(FastRecordMessages, FlowfinityStream):
         its stream is selected.
         """
         schemas = [self.schema]
-        if self._input_schema is not None and self._input_schema is not self.schema:
-            schemas.append(self._input_schema)
+        if self.effective_schema is not self.schema:
+            schemas.append(self.effective_schema)  # the input catalog's
         for schema in schemas:
             schema["properties"].update(new)
-        self._mask = None
-        mapper = self._tap.mapper
+        mapper = self.tap.mapper
         if mapper is not None:
-            mapper.register_raw_stream_schema(
-                self.name,
-                get_selected_schema(self.name, self.schema, self.mask),
-                self.primary_keys,
-            )
-            self._stream_maps = None
+            mapper.register_raw_streams_from_catalog(Catalog({self.tap_stream_id: self._entry()}))
+            self.forget_stream_maps()
         for name, schema in new.items():
             self.log(
                 "View %r: field %r is not in the schema (first in record %s): adding it as %s",
@@ -293,7 +280,24 @@ class ViewStream(FastRecordMessages, FlowfinityStream):
                 row.get("RecordID", "unknown"),
                 schema.get("type", "JSON"),
             )
-        self._write_schema_message()
+        self.write_schema_message()
+
+    def _entry(self) -> CatalogEntry:
+        """The stream's catalog entry, as the SDK builds it for the mapper at start."""
+        return CatalogEntry(
+            tap_stream_id=self.tap_stream_id,
+            stream=self.name,
+            schema=Schema.from_dict(self.schema),
+            metadata=self.metadata,
+            key_properties=list(self.primary_keys),
+            replication_key=self.replication_key,
+            replication_method=self.replication_method,
+            is_view=None,
+            database=None,
+            table=None,
+            row_count=None,
+            stream_alias=None,
+        )
 
     def _is_deleted(self, row: dict[str, t.Any]) -> bool:
         return self.client.is_deleted(row)

@@ -7,19 +7,22 @@ import json
 import logging
 import sys
 import typing as t
+from functools import cached_property
 from pathlib import Path
+from types import TracebackType
 
 import click
 from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError, RetriableAPIError
-from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.tap_base import CliTestOptionValue
+from typing_extensions import override
 
 from tap_flowfinity.capture import DEFAULT_CAPTURE_RECORDS, capture_site
 from tap_flowfinity.doctor import run_doctor
 from tap_flowfinity.errors import FlowfinityError
+from tap_flowfinity.sdk_seam import cli_config, replace_excepthook
 from tap_flowfinity.security import plain_http_warnings, protect, redact
-from tap_flowfinity.settings import CONFIG_SCHEMA, ViewSettings, resolve_views
+from tap_flowfinity.settings import CONFIG_SCHEMA, TapSettings, ViewSettings
 from tap_flowfinity.streams import ViewStream
 from tap_flowfinity.writer import FlowfinityWriter
 
@@ -39,20 +42,28 @@ class TapFlowfinity(Tap):
         # bookmarks to sample from them rather than from the start of history.
         self.bookmarks_at_start = bookmarks_of(state)
         super().__init__(*args, state=state, **kwargs)
-        protect(self.config)  # from here on, no log record can carry the password
+        # From here on, no log record can carry the password.
+        protect(self.settings.username, self.settings.password)
 
+    @cached_property
+    def settings(self) -> TapSettings:
+        """The settings, typed and cross-checked: the only reader of the raw config."""
+        return TapSettings.from_config(self.config)
+
+    @override
     def discover_streams(self) -> list[ViewStream]:
         """One stream per configured view.
 
         A stream whose schema arrives in the input catalog uses it as is; only discovery
         (no catalog) reads a sample of the view to infer one.
         """
-        views = resolve_views(self.config)
+        views = self.settings.views
         for warning in plain_http_warnings(views):
             self.logger.warning(warning)
         return [
             ViewStream(
                 tap=self,
+                settings=self.settings,
                 view=view,
                 schema=self._catalog_schema(view.name),
                 bookmark=self._bookmark_at_start(view),
@@ -78,6 +89,7 @@ class TapFlowfinity(Tap):
         return entry.schema.to_dict() if entry else None
 
     @classmethod
+    @override
     def get_singer_command(cls) -> click.Command:
         """The SDK's CLI, reporting our failures as the one line a scheduler shows.
 
@@ -88,7 +100,9 @@ class TapFlowfinity(Tap):
         command = super().get_singer_command()
         report_other = getattr(command, "excepthook", sys.__excepthook__)
 
-        def report(exc_type: type[BaseException], exc: BaseException, tb: t.Any) -> None:
+        def report(
+            exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+        ) -> None:
             if isinstance(exc, (FlowfinityError, RetriableAPIError, ConfigValidationError)):
                 cls.logger.debug("Traceback of the failure below", exc_info=(exc_type, exc, tb))
                 line = redact(one_line(exc))
@@ -97,7 +111,7 @@ class TapFlowfinity(Tap):
                 return
             report_other(exc_type, exc, tb)
 
-        command.excepthook = report  # type: ignore[attr-defined]
+        replace_excepthook(command, report)
         # `--state` is read before `--discover` runs, however the two are ordered on the
         # command line: `meltano run` passes the state to discovery, which samples from it.
         for option in command.params:
@@ -141,6 +155,7 @@ class TapFlowfinity(Tap):
         return command
 
     @classmethod
+    @override
     def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
         """Sync (the SDK's), with invalid settings reported as one line, not a log dump."""
         try:
@@ -149,6 +164,7 @@ class TapFlowfinity(Tap):
             exit_invalid_settings(exc)
 
     @classmethod
+    @override
     def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
         """`--discover`, sampling each view after its bookmark when `--state` is given.
 
@@ -157,18 +173,8 @@ class TapFlowfinity(Tap):
         """
         if not value:
             return
-        config: _ConfigInput = ctx.params.get("config", _ConfigInput())
         state_file = ctx.params.get("state")
-        try:
-            tap = cls(
-                config=config.config,
-                state=json.load(state_file) if state_file is not None else None,
-                parse_env_config=config.parse_env,
-                validate_config=True,
-                setup_mapper=False,
-            )
-        except ConfigValidationError as exc:
-            exit_invalid_settings(exc)
+        tap = cls.for_callback(ctx, json.load(state_file) if state_file is not None else None)
         tap.run_discovery()
         ctx.exit()
 
@@ -177,21 +183,10 @@ class TapFlowfinity(Tap):
         """`--capture FILE`: record each view for offline replay (see capture.py)."""
         if not value:
             return
-        config: _ConfigInput = ctx.params.get("config", _ConfigInput())
-        try:
-            tap = cls(
-                config=config.config,
-                parse_env_config=config.parse_env,
-                validate_config=True,
-                setup_mapper=False,
-            )
-            views = resolve_views(tap.config)
-        except ConfigValidationError as exc:
-            exit_invalid_settings(exc)
+        tap = cls.for_callback(ctx)
         masked = not ctx.meta.get("capture_verbatim", False)
         lines = capture_site(
-            tap.config,
-            views,
+            tap.settings,
             Path(value),
             records=int(ctx.meta.get("capture_records", DEFAULT_CAPTURE_RECORDS)),
             masked=masked,
@@ -208,6 +203,7 @@ class TapFlowfinity(Tap):
         ctx.exit(0)
 
     @classmethod
+    @override
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
         """`--test`: the view doctor (see doctor.py) instead of the SDK's one-record sync.
 
@@ -216,19 +212,31 @@ class TapFlowfinity(Tap):
         if value != CliTestOptionValue.All.value:
             super().cb_test(ctx, param, value)
             return
-        config: _ConfigInput = ctx.params.get("config", _ConfigInput())
+        tap = cls.for_callback(ctx)
+        ok = run_doctor(tap, list(tap.settings.views))
+        ctx.exit(0 if ok else 1)
+
+    @classmethod
+    def for_callback(
+        cls, ctx: click.Context, state: dict[str, t.Any] | None = None
+    ) -> TapFlowfinity:
+        """The tap for an option callback that runs instead of a sync (invalid settings: exit).
+
+        No mapper: setting one up discovers, i.e. reads every view, before the callback.
+        """
+        config, parse_env = cli_config(ctx)
         try:
             tap = cls(
-                config=config.config,
-                parse_env_config=config.parse_env,
+                config=config,
+                state=state,
+                parse_env_config=parse_env,
                 validate_config=True,
-                setup_mapper=False,  # the mapper would discover, i.e. read every view first
+                setup_mapper=False,
             )
-            views = resolve_views(tap.config)
+            tap.settings  # noqa: B018  (read now: its cross-checks raise ConfigValidationError)
         except ConfigValidationError as exc:
             exit_invalid_settings(exc)
-        ok = run_doctor(tap, views)
-        ctx.exit(0 if ok else 1)
+        return tap
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: t.Any) -> None:

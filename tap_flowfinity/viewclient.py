@@ -39,10 +39,9 @@ from tap_flowfinity.errors import (
 )
 from tap_flowfinity.parsing import iter_records
 from tap_flowfinity.security import tls_verify
-from tap_flowfinity.settings import DEFAULT_REQUEST_TIMEOUT
 
 if t.TYPE_CHECKING:
-    from tap_flowfinity.settings import ViewSettings
+    from tap_flowfinity.settings import TapSettings, ViewSettings
 
 FIX_URL = (
     "copy the URL from the App Editor (Configure > Integration > REST Integration > Details) "
@@ -121,9 +120,9 @@ class ViewClient:
         self._keys: dict[str, str | None] = {}
 
     @classmethod
-    def for_config(
+    def for_settings(
         cls,
-        config: t.Mapping[str, t.Any],
+        settings: TapSettings,
         view: ViewSettings,
         logger: logging.Logger,
         user_agent: str | None = None,
@@ -131,10 +130,10 @@ class ViewClient:
         """The client of `view` with the tap's credentials, timeout and TLS settings."""
         return cls(
             view,
-            username=str(config.get("username", "")),
-            password=str(config.get("password", "")),
-            timeout=float(config.get("request_timeout") or DEFAULT_REQUEST_TIMEOUT),
-            verify=tls_verify(config),  # ca_bundle; always verified
+            username=settings.username,
+            password=settings.password,
+            timeout=float(settings.request_timeout),
+            verify=tls_verify(settings.ca_bundle),  # always verified
             logger=logger,
             user_agent=user_agent,
         )
@@ -178,11 +177,15 @@ class ViewClient:
         RetriableAPIError for 429 and 5xx; network failures raise requests' own exceptions.
         """
         response = self.request(cursor)
+        self.check_status(response)
+        return response
+
+    def check_status(self, response: requests.Response) -> None:
+        """Raise (and close the response) when its status is a failure."""
         error = self.status_error(response)
         if error is not None:
             response.close()
             raise error
-        return response
 
     def status_error(self, response: requests.Response) -> Exception | None:
         """The failure an HTTP status means, with its fix (None: not a failure)."""
@@ -234,7 +237,9 @@ class ViewClient:
 
     # Answers
 
-    def records(self, response: requests.Response, after: int | None) -> t.Iterator[dict]:
+    def records(
+        self, response: requests.Response, after: int | None
+    ) -> t.Generator[dict[str, t.Any], None, None]:
         """The answer's records, cursor parsed, checked not to go down nor below `after`.
 
         Closes the response when done (or abandoned).
@@ -250,7 +255,7 @@ class ViewClient:
             previous = value
             yield record
 
-    def raw_records(self, response: requests.Response) -> t.Iterator[dict]:
+    def raw_records(self, response: requests.Response) -> t.Generator[dict[str, t.Any], None, None]:
         """The answer's records as sent ("nothing new" in any form: none); closes it."""
         try:
             if response.status_code != HTTPStatus.NO_CONTENT:

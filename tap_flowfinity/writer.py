@@ -14,12 +14,13 @@ import sys
 import time
 import typing as t
 import weakref
+from datetime import datetime, timezone
 
 import msgspec
-from singer_sdk.helpers._util import utc_now
 from singer_sdk.singerlib import RecordMessage
 from singer_sdk.singerlib.encoding.base import GenericSingerWriter
 from singer_sdk.singerlib.json import serialize_json
+from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from singer_sdk.singerlib.encoding.simple import Message
@@ -50,6 +51,7 @@ class FlowfinityWriter(GenericSingerWriter[bytes, "Message"]):
         self._framed_for: tuple[str, int | None] | None = None
         self._stamped_at = 0.0
 
+    @override
     def serialize_message(self, message: Message) -> bytes:
         """One message as a JSON line (without the newline)."""
         data = message.to_dict()
@@ -58,6 +60,7 @@ class FlowfinityWriter(GenericSingerWriter[bytes, "Message"]):
         except _ENCODE_ERRORS:
             return serialize_json(data).encode()
 
+    @override
     def write_message(self, message: Message) -> None:
         """Write a message; flush unless it is a RECORD that fits in the buffer."""
         self._write_line(self.format_message(message), is_record=isinstance(message, RecordMessage))
@@ -88,7 +91,9 @@ class FlowfinityWriter(GenericSingerWriter[bytes, "Message"]):
         # The SDK's key order: type, stream, record, version, time_extracted.
         self._head = b'{"type":"RECORD","stream":' + _encoder.encode(stream) + b',"record":'
         tail = b"" if version is None else b',"version":' + _encoder.encode(version)
-        self._tail = tail + b',"time_extracted":' + _encoder.encode(utc_now()) + b"}\n"
+        self._tail = (
+            tail + b',"time_extracted":' + _encoder.encode(datetime.now(timezone.utc)) + b"}\n"
+        )
         self._framed_for = (stream, version)
 
     def _write_line(self, line: bytes, *, is_record: bool) -> None:

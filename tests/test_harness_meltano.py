@@ -1,10 +1,10 @@
 """meltano.yml and the target-postgres configuration it ships, checked with the real Meltano.
 
-The target test pins the facts the contract relies on, with target-postgres 0.8.1 as
-configured in meltano.yml: rows are upserted by key_properties (one row per RecordID, at its
-latest version), `_sdc_deleted_at` from the tap reaches the table (the Singer SDK strips it
-when `add_record_metadata` is false), and STATE comes out only after the records before it
-were written.
+The target test pins the facts the tap's promise (docs/contract.md) relies on, with
+target-postgres 0.8.1 as configured in meltano.yml: rows are upserted by key_properties (one
+row per RecordID, at its latest version), `_sdc_deleted_at` from the tap reaches the table
+(the Singer SDK strips it when `add_record_metadata` is false), and STATE comes out only
+after the records before it were written.
 """
 
 from __future__ import annotations

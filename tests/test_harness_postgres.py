@@ -30,7 +30,7 @@ def test_server_lifecycle_query_and_cleanup() -> None:
         rows = pg.query("SELECT id, body FROM t ORDER BY id")
         assert rows == [("1", 'a,b\n"quoted"'), ("2", None), ("3", "")]
         assert pg.query("SELECT 1 WHERE false") == []
-        # the durability settings the contract's claims rely on are the defaults
+        # the durability settings the main job's promise relies on are the defaults
         assert pg.query("SHOW fsync") == [("on",)]
         assert pg.query("SHOW synchronous_commit") == [("on",)]
         assert pg.query("SHOW listen_addresses") == [("127.0.0.1",)]

@@ -1,4 +1,7 @@
-"""The tap's CLI surface: `--about` lists every CONTRACT.md setting, errors are one line."""
+"""The tap's CLI surface: `--about` lists every contract setting, errors are one line.
+
+The contract's settings (docs/contract.md) are names users' projects rely on.
+"""
 
 from __future__ import annotations
 

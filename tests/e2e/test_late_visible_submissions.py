@@ -13,9 +13,11 @@ from __future__ import annotations
 import pytest
 
 from flowfinity_simulator import Simulator
-from tap_flowfinity.settings import DEFAULT_LOOKBACK
+from tap_flowfinity.settings import schema_default
 from tap_flowfinity.tap import TapFlowfinity
 from tests.e2e.singer_checks import STREAM, bookmark, parse_output
+
+DEFAULT_LOOKBACK = schema_default("lookback")
 
 PASSWORD = "late-visible-password"
 

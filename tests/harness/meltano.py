@@ -1,8 +1,8 @@
 """Run the repository's own Meltano project (meltano.yml) against throwaway servers.
 
-Why through Meltano and not tap | target: the contract is about `meltano run tap-flowfinity
-target-postgres` -- the bookmark Meltano stores is the STATE target-postgres emitted after its
-commit. Only a real `meltano run` exercises that chain.
+Why through Meltano and not tap | target: the promise (docs/contract.md) is about
+`meltano run tap-flowfinity target-postgres` -- the bookmark Meltano stores is the STATE
+target-postgres emitted after its commit. Only a real `meltano run` exercises that chain.
 
 Isolation: every `MeltanoEnv` has its own Meltano system database (MELTANO_DATABASE_URI, a
 sqlite file in a temp dir), which is where `meltano run` keeps state, so no test sees another

@@ -6,7 +6,7 @@ from tap_flowfinity.cursor import parse_cursor
 from tap_flowfinity.errors import MalformedResponse
 from tap_flowfinity.settings import ViewSettings
 
-VIEW = ViewSettings(name="leads", url="http://127.0.0.1/v")
+VIEW = ViewSettings.from_config({}, {"name": "leads", "url": "http://127.0.0.1/v"})
 
 
 @pytest.mark.parametrize(
@@ -49,5 +49,5 @@ def test_missing_cursor_tells_how_to_fix():
 
 
 def test_custom_cursor_field():
-    view = ViewSettings(name="v", url="http://x/", cursor_field="SubId")
+    view = ViewSettings.from_config({}, {"name": "v", "url": "http://x/", "cursor_field": "SubId"})
     assert parse_cursor({"SubId": "5"}, view) == 5

@@ -3,7 +3,13 @@ from decimal import Decimal
 from tap_flowfinity.schema import DELETED_AT, infer_schema
 from tap_flowfinity.settings import ViewSettings
 
-VIEW = ViewSettings(name="leads", url="http://x/")
+
+def view_settings(**view):
+    """A view's settings as a `views[]` item resolves them (tap-wide defaults from the schema)."""
+    return ViewSettings.from_config({}, {"name": "v", "url": "http://x/", **view})
+
+
+VIEW = view_settings(name="leads")
 
 
 def test_system_fields_have_fixed_types():
@@ -43,15 +49,13 @@ def test_conflicting_types_become_text():
 
 
 def test_flattening_off_keeps_choices_as_objects():
-    view = ViewSettings(name="v", url="http://x/", flatten_selections=False)
+    view = view_settings(flatten_selections=False)
     props = infer_schema(view, [{"Industry": {"Selection": "Energy"}}])["properties"]
     assert props["Industry"]["type"] == ["object", "null"]
 
 
 def test_declared_types_with_side_columns():
-    view = ViewSettings(
-        name="v",
-        url="http://x/",
+    view = view_settings(
         field_types={"EmployeeCount": "integer", "Due": "date", "Notes": "string"},
     )
     props = infer_schema(view, [{"EmployeeCount": "25"}])["properties"]
@@ -64,9 +68,7 @@ def test_declared_types_with_side_columns():
 
 
 def test_no_side_columns_when_failing_on_misfits():
-    view = ViewSettings(
-        name="v", url="http://x/", field_types={"N": "integer"}, on_type_error="fail"
-    )
+    view = view_settings(field_types={"N": "integer"}, on_type_error="fail")
     assert "N__raw" not in infer_schema(view, [])["properties"]
 
 
@@ -79,15 +81,13 @@ def test_the_same_sample_in_any_order_gives_the_same_schema():
 
 
 def test_view_overrides_win():
-    view = ViewSettings(
-        name="v", url="http://x/", schema_overrides={"EmployeeCount": {"type": ["integer", "null"]}}
-    )
+    view = view_settings(schema={"EmployeeCount": {"type": ["integer", "null"]}})
     props = infer_schema(view, [{"EmployeeCount": "25"}])["properties"]
     assert props["EmployeeCount"] == {"type": ["integer", "null"]}
 
 
 def test_custom_cursor_and_state_fields():
-    view = ViewSettings(name="v", url="http://x/", cursor_field="Sub", state_field="Status")
+    view = view_settings(cursor_field="Sub", state_field="Status")
     schema = infer_schema(view, [])
     assert schema["properties"]["Sub"] == {"type": ["integer"]}
     assert "Status" in schema["properties"]
