@@ -226,3 +226,54 @@ def test_a_large_record_split_in_small_chunks_is_read_in_few_scans():
     assert list(iter_records(chunked(body, list(range(0, len(body), 1000))), "v")) == reference(
         body
     )
+
+
+# -- what a real site may send instead of the documented defaults ------------------------
+
+
+def test_a_leading_byte_order_mark_is_skipped():
+    body = b'\xef\xbb\xbf[{"a": 1}]'
+    assert list(iter_records(response_of(body), "v")) == [{"a": 1}]
+
+
+def test_a_byte_order_mark_split_across_chunks_is_skipped():
+    response = response_of(b"")
+    response.raw = _ChunkedRaw([b"\xef", b"\xbb", b'\xbf[{"a": 1}', b"]"])
+    assert list(iter_records(response, "v")) == [{"a": 1}]
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (b"", {"Content-Length": "0"}),
+        (b"", {"Transfer-Encoding": "chunked"}),
+        (b"null", {}),
+        (b" null\r\n", {}),
+        (b"\xef\xbb\xbfnull", {}),
+    ],
+)
+def test_nothing_new_in_any_form_is_no_records(body, headers):
+    response = response_of(body)
+    response.headers.update(headers)
+    assert list(iter_records(response, "v")) == []
+
+
+def test_an_empty_body_without_a_declared_length_is_still_truncated():
+    """Without Content-Length or chunking, an empty body may be a connection that died."""
+    with pytest.raises(TruncatedResponse):
+        list(iter_records(response_of(b"\xef\xbb\xbf"), "v"))
+
+
+def test_a_body_that_only_starts_like_null_is_malformed():
+    with pytest.raises(MalformedResponse):
+        list(iter_records(response_of(b"nullify"), "v"))
+
+
+class _ChunkedRaw:
+    """A raw stream that hands out the given chunks."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    def stream(self, chunk_size, decode_content=True):
+        yield from self.chunks
