@@ -19,7 +19,6 @@ import sys
 import time
 import typing as t
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from http import HTTPStatus
 
 import requests
@@ -36,10 +35,15 @@ from tap_flowfinity.errors import (
     ViewNotFound,
 )
 from tap_flowfinity.retries import network_problem, tls_error
-from tap_flowfinity.schema import DELETED_AT, infer_schema
+from tap_flowfinity.schema import infer_schema
 from tap_flowfinity.security import plain_http_warnings, redact
 from tap_flowfinity.settings import TapSettings, ViewSettings
+from tap_flowfinity.streams import ViewStream
 from tap_flowfinity.viewclient import FIX_SORT, ViewClient, state_name
+from tap_flowfinity.writer import FlowfinityWriter
+
+if t.TYPE_CHECKING:
+    from tap_flowfinity.tap import TapFlowfinity
 
 DOCTOR_SAMPLE_SIZE = 200
 FILTER_PROBE_SIZE = 20
@@ -235,6 +239,8 @@ class ViewDoctor:
                 cursors.append(parse_cursor(record, view))
             except FlowfinityError as exc:
                 self._fail("fields", exc.problem, exc.fix)
+            sampled.clear()
+            sampled.update(record)  # as the stream reads it: configured names, int cursor
         renamed = self.client.renamed_keys()
         note = "".join(f"; {name} arrives as {key!r}" for name, key in renamed.items())
         self._add(
@@ -317,8 +323,6 @@ class ViewDoctor:
         configured = sorted(self.view.deleted_states)
         seen: dict[str, int] = {}
         for record in self.sample:
-            record = dict(record)
-            self.client.adopt_keys(record)
             state = state_name(record.get(self.view.state_field))
             if state is not None:
                 seen[state] = seen.get(state, 0) + 1
@@ -353,7 +357,7 @@ def _keys(record: t.Mapping[str, t.Any], limit: int = 12) -> str:
     return keys + (f" and {len(record) - limit} more" if len(record) > limit else "")
 
 
-def run_doctor(tap: t.Any, views: list[ViewSettings], out: t.TextIO = sys.stderr) -> bool:
+def run_doctor(tap: TapFlowfinity, views: list[ViewSettings], out: t.TextIO = sys.stderr) -> bool:
     """Check every view, print one line per check and a verdict; True when nothing failed.
 
     On success each view's SCHEMA and first record go to stdout, as the SDK's `--test` sends
@@ -390,33 +394,51 @@ def run_doctor(tap: t.Any, views: list[ViewSettings], out: t.TextIO = sys.stderr
         file=out,
         flush=True,
     )
-    for doctor in doctors:
-        _emit_test_record(tap, doctor)
+    _emit_test_records(tap, doctors)
     return True
 
 
-def _emit_test_record(tap: t.Any, doctor: ViewDoctor) -> None:
-    from singer_sdk.singerlib import RecordMessage, SchemaMessage
+def _emit_test_records(tap: TapFlowfinity, doctors: list[ViewDoctor]) -> None:
+    """Each sampled view's SCHEMA and first record, written the way a sync writes them.
 
-    from tap_flowfinity.streams import ViewStream
-
-    if not doctor.sample:
+    A tap built on a catalog of the sampled schemas (so no view is read again) sets up its
+    streams and stream maps as for a sync; each record then goes through the stream's own
+    typing and the SDK's writer path, stream maps applied.
+    """
+    sampled = [doctor for doctor in doctors if doctor.sample]
+    if not sampled:
         return
-    view = doctor.view
-    schema = infer_schema(view, doctor.sample)
-    stream = ViewStream(tap=tap, settings=tap.settings, view=view, schema=schema)
-    record = dict(doctor.sample[0])
-    parse_cursor(record, view)
-    record = stream.post_process(record) or record
-    record.setdefault(DELETED_AT, None)
-    tap.write_message(
-        SchemaMessage(
-            stream=view.name,
-            schema=schema,
-            key_properties=["RecordID"],
-            bookmark_properties=[view.cursor_field],
-        )
-    )
-    tap.write_message(
-        RecordMessage(stream=view.name, record=record, time_extracted=datetime.now(timezone.utc))
-    )
+    catalog = {"streams": [_catalog_entry(d.view, infer_schema(d.view, d.sample)) for d in sampled]}
+    writer_tap = type(tap)(config=dict(tap.config), catalog=catalog, validate_config=False)
+    for doctor in sampled:
+        stream = writer_tap.streams[doctor.view.name]
+        assert isinstance(stream, ViewStream)
+        record = stream.post_process(dict(doctor.sample[0])) or {}
+        stream.write_schema_message()
+        stream.write_record_messages_the_sdks_way(record)
+    writer = writer_tap.message_writer
+    if isinstance(writer, FlowfinityWriter):
+        writer.flush()
+
+
+def _catalog_entry(view: ViewSettings, schema: dict[str, t.Any]) -> dict[str, t.Any]:
+    """A selected catalog entry for the view, as discovery would write it."""
+    return {
+        "tap_stream_id": view.name,
+        "stream": view.name,
+        "schema": schema,
+        "key_properties": ["RecordID"],
+        "replication_key": view.cursor_field,
+        "replication_method": "INCREMENTAL",
+        "metadata": [
+            {
+                "breadcrumb": [],
+                "metadata": {
+                    "selected": True,
+                    "inclusion": "available",
+                    "table-key-properties": ["RecordID"],
+                    "valid-replication-keys": [view.cursor_field],
+                },
+            }
+        ],
+    }

@@ -225,3 +225,51 @@ def test_meltano_config_test(meltano_env):
     """`meltano config test` runs a sync until the first RECORD: it passes on a good setup."""
     result = run_meltano(["config", "test", "tap-flowfinity"], env=meltano_env, timeout=180)
     assert "Plugin configuration is valid" in result.stdout
+
+
+def test_a_real_sites_variants_pass_with_what_was_seen(tmp_path):
+    from flowfinity_simulator import Simulator
+    from flowfinity_simulator.variants import Variants
+
+    variants = Variants(
+        cursor_key="lastSubmissionID", records_per_submission=2, bom=True, empty_answer="null"
+    )
+    with Simulator(username=DEV_USERNAME, password=DEV_PASSWORD, variants=variants) as sim:
+        result = doctor(tmp_path, leads(sim, sim.view_url("leads") + "?PreviousLastSubmissionId=0"))
+    assert result.returncode == 0, result.stderr
+    lines = check_lines(result)
+    assert "lastSubmissionId arrives as 'lastSubmissionID'" in lines["fields"]
+    assert "share the id before them" in lines["cursors ascend"]
+    assert "WARN view 'leads': views[].url already carries PreviousLastSubmissionId" in (
+        result.stderr
+    )
+
+
+def test_a_missing_field_lists_the_keys_seen(simulator, tmp_path):
+    result = doctor(tmp_path, leads(simulator), cursor_field="SubmissionNo")
+    line = assert_fails(result, "fields", "'SubmissionNo'", "cursor_field", "its keys:")
+    assert "'lastSubmissionId'" in line or "more" in line
+
+
+def test_a_site_asking_for_ntlm_is_named(tmp_path):
+    from flowfinity_simulator import Simulator
+    from flowfinity_simulator.variants import Variants
+
+    with Simulator(
+        username=DEV_USERNAME, password=DEV_PASSWORD, variants=Variants(auth_scheme="NTLM")
+    ) as sim:
+        result = doctor(tmp_path, leads(sim))
+    assert_fails(result, "credentials accepted", "NTLM authentication", "Basic")
+
+
+def test_the_test_record_goes_through_the_stream_maps(simulator, tmp_path):
+    maps = {"leads": {"EmailAddress": None, "Company": "Company.upper()"}}
+    result = doctor(tmp_path, leads(simulator), stream_maps=maps)
+    assert result.returncode == 0, result.stderr
+    messages = [json.loads(line) for line in result.stdout.splitlines()]
+    schema = next(m for m in messages if m["type"] == "SCHEMA")
+    record = next(m for m in messages if m["type"] == "RECORD")["record"]
+    assert "EmailAddress" not in schema["schema"]["properties"]
+    assert "EmailAddress" not in record
+    assert record["Company"] == record["Company"].upper()
+    assert record["_sdc_deleted_at"] is None and isinstance(record["lastSubmissionId"], int)
