@@ -143,3 +143,12 @@ def test_discover_alone_starts_at_start_last_submission_id(tmp_path):
         assert sim.cursor_requests("leads") == [start]
         catalog = json.loads(discovered.stdout)
         assert "FirstName" in catalog["streams"][0]["schema"]["properties"]
+
+
+def test_a_view_without_the_state_field_is_warned_once(tmp_path):
+    with Simulator(username=DEV_USERNAME, password=DEV_PASSWORD, demo_records=5) as sim:
+        result = run_tap({**leads_config(sim), "state_field": "Status"}, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    warnings = [line for line in result.stderr.splitlines() if "no record carried" in line]
+    assert len(warnings) == 1, warnings
+    assert "'Status'" in warnings[0] and "deleted records cannot be flagged" in warnings[0]
