@@ -8,9 +8,12 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tests.harness.meltano import REPO_ROOT
+import pytest
 
-TAP = str(REPO_ROOT / ".venv" / "bin" / "tap-flowfinity")
+from tests.harness.meltano import TAP
+
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
+
 CONTRACT_SETTINGS = {
     "username",
     "password",

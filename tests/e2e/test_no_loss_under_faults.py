@@ -31,6 +31,8 @@ from tests.e2e.singer_checks import (
     versions,
 )
 
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
+
 PASSWORD = "faults-password"
 
 

@@ -16,6 +16,8 @@ from flowfinity_simulator import Simulator
 from tap_flowfinity.fieldtypes import FieldTypeError
 from tap_flowfinity.tap import TapFlowfinity
 
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
+
 PASSWORD = "types-tests-password"
 
 

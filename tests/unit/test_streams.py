@@ -10,6 +10,8 @@ from flowfinity_simulator import Fault, Simulator
 from tap_flowfinity.errors import UnsortedView
 from tap_flowfinity.tap import TapFlowfinity
 
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
+
 PASSWORD = "stream-tests-password"
 
 
