@@ -8,6 +8,7 @@ array): in every case the next request simply asks again from the last cursor em
 from __future__ import annotations
 
 import email.utils
+import random
 import time
 import typing as t
 from dataclasses import dataclass, field
@@ -135,6 +136,8 @@ class RetryBudget:
     max_retries: int
     max_seconds: float
     sleep: t.Callable[[float], None] = time.sleep
+    # The jitter's random source (a seeded one makes the waits reproducible).
+    rng: random.Random = field(default_factory=random.Random)
     retries: int = 0
     started: float = field(default_factory=time.monotonic)
     _waits: t.Iterator[float] = field(init=False)
@@ -155,7 +158,7 @@ class RetryBudget:
             raise fatal from None
         elapsed = time.monotonic() - self.started
         hinted = retry_after_seconds(getattr(exc, "response", None))
-        wait = hinted if hinted is not None else backoff.full_jitter(next(self._waits))
+        wait = hinted if hinted is not None else self.rng.uniform(0, next(self._waits))
         if self.retries >= self.max_retries or elapsed + wait > self.max_seconds:
             raise RetriesExhausted(
                 self.view,

@@ -172,12 +172,14 @@ class ViewStream(FastRecordMessages, FlowfinityStream):
     ) -> dict[str, t.Any] | None:
         """Type the record's values, take in new fields, and flag deleted records.
 
-        Types first, so `deleted_at_field` is read already converted (to UTC when a
-        `timezone` is set). A deleted workflow state sets `_sdc_deleted_at`; every other
-        state clears it.
+        The state is read as sent, before typing: with `flatten_selections: false` a state
+        sent as a choice would otherwise be JSON text by then. `deleted_at_field` is read
+        after typing, already converted (to UTC when a `timezone` is set). A deleted
+        workflow state sets `_sdc_deleted_at`; every other state clears it.
         """
+        deleted = self._is_deleted(row)
         self._type_record(row)
-        row[DELETED_AT] = self._deleted_at(row) if self._is_deleted(row) else None
+        row[DELETED_AT] = self._deleted_at(row) if deleted else None
         record_id = row.get("RecordID")
         if isinstance(record_id, int):
             row["RecordID"] = str(record_id)

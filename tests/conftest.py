@@ -7,10 +7,13 @@ test's tables, and their column types, can never shape another's.
 
 from __future__ import annotations
 
+import functools
+import inspect
+import os
 import re
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +29,69 @@ from flowfinity_simulator import Simulator  # noqa: E402
 from tests.harness.meltano import DEV_PASSWORD, DEV_USERNAME, MeltanoEnv  # noqa: E402
 from tests.harness.postgres import ThrowawayPostgres  # noqa: E402
 
+# The shared fixtures that are (or need) a running server.
+SERVER_FIXTURES = frozenset({"postgres", "pg_database", "simulator", "meltano_env"})
+# Test modules (paths relative to the repository) that started a server.
+_server_modules: set[str] = set()
+
+
+def _note_server_start() -> None:
+    """Record which test module a server starts for: the running test's, else the importer's."""
+    current = os.environ.get("PYTEST_CURRENT_TEST")
+    if current:
+        _server_modules.add(current.split("::", 1)[0])
+        return
+    for frame in inspect.stack():  # started at import time (a module-level server)
+        path = Path(frame.filename)
+        if path.name.startswith("test_") and REPO_ROOT in path.parents:
+            _server_modules.add(str(path.relative_to(REPO_ROOT)))
+            return
+
+
+def _noting_starts(start: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(start)
+    def noted(*args: Any, **kwargs: Any) -> Any:
+        _note_server_start()
+        return start(*args, **kwargs)
+
+    return noted
+
+
+Simulator.start = _noting_starts(Simulator.start)  # type: ignore[method-assign]
+ThrowawayPostgres.start = _noting_starts(ThrowawayPostgres.start)  # type: ignore[method-assign]
+
+
+def _module_is_marked_e2e(item: pytest.Item) -> bool:
+    marks = getattr(getattr(item, "module", None), "pytestmark", [])
+    marks = marks if isinstance(marks, list) else [marks]
+    return any(mark.name == "e2e" for mark in marks)
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark tests that use the real servers as e2e, so `pytest -m "not e2e"` is a fast loop."""
-    e2e_fixtures = {"postgres", "pg_database", "simulator", "meltano_env"}
     for item in items:
-        if e2e_fixtures & set(getattr(item, "fixturenames", ())):
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A test whose module starts a server fails unless the module is marked e2e.
+
+    The marker is what keeps `pytest -m "not e2e"` free of servers, so a module that starts
+    one (in a test, a fixture, or at import) must say so: `pytestmark = pytest.mark.e2e`.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or report.failed or _module_is_marked_e2e(item):
+        return
+    module = item.nodeid.split("::", 1)[0]
+    uses_server = SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
+    if module in _server_modules or uses_server:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"{module} starts a server but is not marked e2e: add `pytestmark = pytest.mark.e2e`"
+        )
 
 
 @pytest.fixture(scope="session")

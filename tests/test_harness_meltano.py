@@ -23,6 +23,8 @@ from tests.harness.meltano import (
 )
 from tests.harness.postgres import ThrowawayPostgres
 
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
+
 
 def _config(env: MeltanoEnv, plugin: str) -> dict:
     out = run_meltano(["--environment=dev", "config", "print", plugin], env=env, timeout=120)

@@ -16,6 +16,8 @@ import pytest
 
 from tests.harness.postgres import PostgresError, ThrowawayPostgres
 
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -6,11 +6,20 @@ The contract's settings (docs/contract.md) are names users' projects rely on.
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
+import sys
 
-from tests.harness.meltano import REPO_ROOT
+import pytest
+from singer_sdk.exceptions import ConfigValidationError
 
-TAP = str(REPO_ROOT / ".venv" / "bin" / "tap-flowfinity")
+from tap_flowfinity.errors import FlowfinityError
+from tap_flowfinity.security import protect
+from tap_flowfinity.tap import TapFlowfinity, exit_invalid_settings
+from tests.harness.meltano import TAP
+
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
+
 CONTRACT_SETTINGS = {
     "username",
     "password",
@@ -58,3 +67,33 @@ def test_wrong_password_is_one_line_naming_the_view(simulator, tmp_path):
     assert len(errors) == 1
     assert "view 'leads'" in errors[0] and "HTTP 401" in errors[0]
     assert secret not in result.stderr + result.stdout
+
+
+@pytest.fixture
+def secret_registered(monkeypatch):
+    """A registered password, the CLI's error hook installed, and both undone afterwards."""
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    monkeypatch.setattr(logging, "shutdown", lambda: None)  # the hook ends logging: not here
+    password = "one-line-secret-77"
+    protect("integration", password)
+    TapFlowfinity.get_singer_command()  # installs the hook
+    return password
+
+
+def test_the_one_line_error_never_shows_the_password(secret_registered, capsys):
+    password = secret_registered
+    error = FlowfinityError("leads", f"the server echoed {password} back", "check the url")
+    sys.excepthook(type(error), error, None)
+    err = capsys.readouterr().err
+    assert err.startswith("tap-flowfinity: error: view 'leads': the server echoed *** back")
+    assert password not in err
+
+
+def test_invalid_settings_never_show_the_password(secret_registered, capsys):
+    password = secret_registered
+    error = ConfigValidationError("bad", errors=[f"'{password}' is not of type 'integer'"])
+    with pytest.raises(SystemExit):
+        exit_invalid_settings(error)
+    err = capsys.readouterr().err
+    assert "'***' is not of type 'integer'" in err
+    assert password not in err

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import typing as t
 from pathlib import Path
 
@@ -56,10 +55,7 @@ def sync_records_sent(simulator: t.Any, view_key: str) -> int:
     )
 
 
-# The executables of the running interpreter's environment (the repository's .venv under
-# `make test`), and target-postgres as `meltano install` put it in .meltano/.
-BIN = Path(sys.executable).parent
-TAP = BIN / "tap-flowfinity"
+# target-postgres as `meltano install` put it in .meltano/.
 TARGET_POSTGRES = (
     Path(__file__).resolve().parents[2]
     / ".meltano"
@@ -98,7 +94,7 @@ def pipe_to_postgres(
 ) -> dict[str, t.Any]:
     """`tap-flowfinity --config c.json [--state s.json] | target-postgres`, a plain pipe
     without --catalog; returns the last STATE the target emitted."""
-    from tests.harness.meltano import ensure_installed
+    from tests.harness.meltano import TAP, ensure_installed
 
     ensure_installed()
     tap_path, target_path = workdir / "tap.json", workdir / "target.json"

@@ -18,9 +18,8 @@ from pathlib import Path
 
 from tap_flowfinity.client import FlowfinityStream
 from tap_flowfinity.retries import RetryBudget
-from tests.harness.meltano import REPO_ROOT
+from tests.harness.meltano import TAP
 
-TAP = str(REPO_ROOT / ".venv" / "bin" / "tap-flowfinity")
 STREAM = "leads"
 ERROR_PREFIX = "tap-flowfinity: error: "
 

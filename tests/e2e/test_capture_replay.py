@@ -16,13 +16,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 
 from flowfinity_simulator import Simulator
 from flowfinity_simulator.replay import Capture
 from flowfinity_simulator.variants import Variants
-from tests.e2e.helpers import TAP
-from tests.harness.meltano import DEV_PASSWORD, DEV_USERNAME
+from tests.harness.meltano import DEV_PASSWORD, DEV_USERNAME, TAP
+
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
 
 EVERY_VARIANT = Variants(
     cursor_key="lastSubmissionID",

@@ -47,6 +47,8 @@ from tests.harness.meltano import (
     start_meltano,
 )
 
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
+
 VIEW = "leads"
 RUN = ["run", "tap-flowfinity", "target-postgres"]
 FIXED_SEED = 20_240_611

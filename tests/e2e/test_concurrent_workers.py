@@ -37,6 +37,8 @@ from tests.harness.meltano import (
     start_meltano,
 )
 
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
+
 STATE_BASE = "dev:tap-flowfinity-to-target-postgres"
 LOOKBACK = 1000
 TARGET_SCHEMA = "flowfinity"  # meltano.yml's default_target_schema

@@ -7,6 +7,8 @@ the simulator's truth after every run; two views land in two tables.
 
 from __future__ import annotations
 
+import pytest
+
 from tests.e2e.helpers import (
     assert_table_matches_truth,
     sync_cursors,
@@ -14,6 +16,8 @@ from tests.e2e.helpers import (
     table_rows,
 )
 from tests.harness.meltano import get_bookmarks, run_job
+
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
 
 LEADS = "leads"
 DEFAULT_LOOKBACK = 1000

@@ -17,6 +17,8 @@ from tap_flowfinity.settings import schema_default
 from tap_flowfinity.tap import TapFlowfinity
 from tests.e2e.singer_checks import STREAM, bookmark, parse_output
 
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
+
 DEFAULT_LOOKBACK = schema_default("lookback")
 
 PASSWORD = "late-visible-password"

@@ -27,6 +27,8 @@ from tests.e2e.singer_checks import (
     states,
 )
 
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
+
 PASSWORD = "Malformed-Case-S3cret"
 
 

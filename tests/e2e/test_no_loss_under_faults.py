@@ -24,12 +24,16 @@ from tap_flowfinity.tap import TapFlowfinity
 from tests.e2e.singer_checks import (
     STREAM,
     assert_exactly_once,
+    assert_never_ahead,
     emitted,
     parse_output,
     record_sleeps,
+    run_cli,
     states,
     versions,
 )
+
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
 
 PASSWORD = "faults-password"
 
@@ -229,3 +233,60 @@ def test_stdout_holds_only_singer_messages_under_faults(capsys, monkeypatch, sim
     assert error is None
     assert {m["type"] for m in messages} <= {"SCHEMA", "RECORD", "STATE"}
     assert json.dumps(messages).count(PASSWORD) == 0
+
+
+def test_a_cut_beyond_the_retries_keeps_the_records_before_it_and_a_resume_completes(tmp_path):
+    """The data side of a cut body, through the CLI: what was read before the cut is out and
+    bookmarked when the run fails, and a run resumed from that STATE delivers the rest."""
+    with Simulator(password=PASSWORD, demo_records=300) as sim:
+        cfg = config(sim, max_retries=0, state_message_frequency=10, lookback=0)
+        catalog = TapFlowfinity(config=cfg).catalog_dict  # discovery before the fault
+        sim.faults.add(Fault("drop_after_bytes", after_bytes=100_000, framing="chunked"))
+        rc, first, stderr = run_cli(tmp_path, cfg, catalog=catalog)
+        assert rc != 0 and "gave up after 1 attempts" in stderr
+        truth = versions(sim.truth("leads"))
+        before_cut = emitted(first)
+        assert 0 < len(before_cut) < len(truth), "records parsed before the cut went out"
+        assert set(before_cut) <= truth and len(set(before_cut)) == len(before_cut)
+        saved = [b for b in states(first) if b is not None]
+        assert saved and saved[-1] > 0, "and a bookmark covering them"
+        assert_never_ahead(first, truth)
+
+        state = {"bookmarks": {STREAM: {"replication_key": "lastSubmissionId"}}}
+        state["bookmarks"][STREAM]["replication_key_value"] = saved[-1]
+        rc, second, _ = run_cli(tmp_path, cfg, catalog=catalog, state=state)
+        assert rc == 0
+        assert_exactly_once(second, versions(sim.truth("leads"), after=saved[-1]))
+        assert {v for v in before_cut if v[1] <= saved[-1]} | set(emitted(second)) == truth
+
+
+def test_answers_of_varying_length_are_read_until_an_empty_one(capsys, monkeypatch, sim):
+    """No page size is assumed: a shorter answer is not taken for the last one."""
+    tap = TapFlowfinity(config=config(sim))  # discovery first
+    capsys.readouterr()
+    sim.clear_request_log()
+    caps = [7, 3, 5, 1, 2]
+    pending = [Fault("cap", cap=cap) for cap in caps]
+    take = sim.faults.take
+
+    def one_cap_per_request(view_key):  # each request gets the next cap, in order
+        return take(view_key) + ([pending.pop(0)] if pending else [])
+
+    monkeypatch.setattr(sim.faults, "take", one_cap_per_request)
+    tap.sync_all()
+    messages = parse_output(capsys.readouterr().out)
+    assert_exactly_once(messages, versions(sim.truth("leads")))
+    sent = [r["records_sent"] for r in sim.view_requests("leads")]
+    assert sent[: len(caps)] == caps and sent[-1] == 0, sent
+
+
+def test_a_failing_stream_still_writes_every_record_read_before_the_failure(tmp_path, sim):
+    """Through the CLI: the records buffered when a record fails the run reach stdout."""
+    cfg = config(sim, on_type_error="fail", state_message_frequency=1000)
+    cfg["views"][0]["field_types"] = {"EmployeeCount": "integer"}
+    bad = sim.create("leads", {"EmployeeCount": "about 20"})
+    rc, messages, stderr = run_cli(tmp_path, cfg)
+    assert rc != 0 and bad["RecordID"] in stderr
+    truth = sim.truth("leads")
+    before = versions(truth) - {(bad["RecordID"], int(bad["lastSubmissionId"]))}
+    assert_exactly_once(messages, before)

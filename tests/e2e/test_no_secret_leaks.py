@@ -9,10 +9,13 @@ import json
 import os
 import subprocess
 
-from flowfinity_simulator.faults import Fault
-from tests.harness.meltano import DEV_USERNAME, REPO_ROOT, get_state, run_meltano
+import pytest
 
-TAP = str(REPO_ROOT / ".venv" / "bin" / "tap-flowfinity")
+from flowfinity_simulator.faults import Fault
+from tests.harness.meltano import DEV_USERNAME, TAP, get_state, run_meltano
+
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
+
 SECRET = "Canary-Pa55w0rd-7f3e1c"
 WRONG = "Wrong-Canary-Pa55-91ab"
 

@@ -7,8 +7,12 @@ import os
 import re
 import subprocess
 
+import pytest
+
 from tests.e2e.helpers import sync_cursors
-from tests.harness.meltano import REPO_ROOT, get_bookmarks, run_meltano
+from tests.harness.meltano import BIN_DIR, REPO_ROOT, get_bookmarks, run_meltano
+
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
 
 README = (REPO_ROOT / "README.md").read_text()
 LOOKBACK = 1000
@@ -24,7 +28,7 @@ def recipe(name: str) -> str:
 
 def run_recipe(name: str, meltano_env, tmp_path) -> None:
     env = meltano_env.as_env()
-    env["PATH"] = f"{REPO_ROOT / '.venv' / 'bin'}{os.pathsep}{env['PATH']}"
+    env["PATH"] = f"{BIN_DIR}{os.pathsep}{env['PATH']}"
     env["MELTANO_PROJECT_ROOT"] = str(REPO_ROOT)
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", recipe(name)],

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from flowfinity_simulator import Simulator
 from flowfinity_simulator.faults import Fault
-from tests.harness.meltano import DEV_PASSWORD, DEV_USERNAME, REPO_ROOT
+from tests.harness.meltano import DEV_PASSWORD, DEV_USERNAME, TAP
 
-TAP = str(REPO_ROOT / ".venv" / "bin" / "tap-flowfinity")
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
 
 
 def test_progress_lines_and_summary(tmp_path):

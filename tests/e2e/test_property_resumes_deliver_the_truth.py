@@ -24,12 +24,15 @@ import json
 import sys
 import typing as t
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from flowfinity_simulator import Fault, Simulator
 from tap_flowfinity.tap import TapFlowfinity
 from tests.e2e.singer_checks import STREAM, bookmark, record_sleeps
+
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
 
 PASSWORD = "property-password"
 

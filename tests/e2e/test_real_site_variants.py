@@ -18,8 +18,10 @@ import pytest
 
 from flowfinity_simulator import Simulator
 from flowfinity_simulator.variants import Variants
-from tests.e2e.helpers import TAP, assert_table_matches_truth, pipe_to_postgres
-from tests.harness.meltano import DEV_PASSWORD, DEV_USERNAME, get_bookmarks, run_job
+from tests.e2e.helpers import assert_table_matches_truth, pipe_to_postgres
+from tests.harness.meltano import DEV_PASSWORD, DEV_USERNAME, TAP, get_bookmarks, run_job
+
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
 
 LOOKBACK = 1000
 GROUPS = {

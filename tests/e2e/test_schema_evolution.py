@@ -17,6 +17,8 @@ import pytest
 from tests.e2e.helpers import SCHEMA, assert_table_matches_truth, table_rows
 from tests.harness.meltano import MeltanoError, get_bookmarks, run_job
 
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
+
 LEADS = "leads"
 
 

@@ -6,8 +6,12 @@ a restore clears it, and the table keeps matching the simulator's truth.
 
 from __future__ import annotations
 
+import pytest
+
 from tests.e2e.helpers import assert_table_matches_truth, table_rows
 from tests.harness.meltano import run_job
+
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
 
 LEADS = "leads"
 

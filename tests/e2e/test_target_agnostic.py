@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tests.harness.meltano import REPO_ROOT, ensure_installed
+import pytest
 
-TAP = REPO_ROOT / ".venv" / "bin" / "tap-flowfinity"
+from tests.harness.meltano import REPO_ROOT, TAP, ensure_installed
+
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
+
 TARGET_JSONL = REPO_ROOT / ".meltano" / "loaders" / "target-jsonl" / "venv" / "bin" / "target-jsonl"
 
 

@@ -12,9 +12,10 @@ import typing as t
 import pytest
 
 from flowfinity_simulator.faults import Fault
-from tests.harness.meltano import DEV_PASSWORD, DEV_USERNAME, REPO_ROOT, run_meltano
+from tests.harness.meltano import DEV_PASSWORD, DEV_USERNAME, TAP, run_meltano
 
-TAP = str(REPO_ROOT / ".venv" / "bin" / "tap-flowfinity")
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
+
 CHECKS = [
     "reachable",
     "credentials accepted",

@@ -23,6 +23,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,11 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MELTANO_BIN = Path(os.environ.get("MELTANO_BIN", REPO_ROOT / ".venv" / "bin" / "meltano"))
+# The running interpreter's bin directory: the tap and Meltano installed next to it, whichever
+# virtualenv (or CI image) runs the tests.
+BIN_DIR = Path(sys.executable).parent
+TAP = str(BIN_DIR / "tap-flowfinity")
+MELTANO_BIN = Path(os.environ.get("MELTANO_BIN", BIN_DIR / "meltano"))
 # `meltano run tap-flowfinity target-postgres` in the dev environment stores its state here.
 STATE_ID = "dev:tap-flowfinity-to-target-postgres"
 DEFAULT_TIMEOUT_S = 600

@@ -10,6 +10,10 @@ import subprocess
 import sys
 import urllib.request
 
+import pytest
+
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
+
 
 def test_ready_line_serves_and_exits_on_sigterm(tmp_path):
     ready_file = tmp_path / "ready.json"

@@ -11,6 +11,8 @@ import pytest
 
 from flowfinity_simulator import Fault
 
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
+
 
 def ids(records):
     return [int(r["lastSubmissionId"]) for r in records]

@@ -9,6 +9,8 @@ import pytest
 
 from flowfinity_simulator import Fault
 
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
+
 N = 5_000
 
 

@@ -9,6 +9,8 @@ import pytest
 
 from flowfinity_simulator.variants import Variants
 
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
+
 
 def raw(client, key, method="GET", query=""):
     """Status, headers and body bytes of one view request (query string as given)."""

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
+
 
 def ids(records):
     return [int(r["lastSubmissionId"]) for r in records]

@@ -228,6 +228,17 @@ def test_a_large_record_split_in_small_chunks_is_read_in_few_scans():
     )
 
 
+def test_non_integer_numbers_are_exact_decimals_never_floats():
+    """A float would turn 12345678901234567.89 into 1.2345678901234568e16, silently."""
+    body = b'[{"big": 12345678901234567.89, "tenth": 0.1, "exp": 1.5E+3, "int": 7}]'
+    (record,) = iter_records(response_of(body), "v")
+    assert type(record["big"]) is Decimal
+    assert str(record["big"]) == "12345678901234567.89"
+    assert type(record["tenth"]) is Decimal and record["tenth"] == Decimal("0.1")
+    assert record["exp"] == Decimal("1.5E+3")
+    assert type(record["int"]) is int
+
+
 # -- what a real site may send instead of the documented defaults ------------------------
 
 

@@ -9,12 +9,15 @@ import copy
 import hashlib
 import json
 import time
+from decimal import Decimal
 
 import pytest
 
-from flowfinity_simulator import Simulator
+from flowfinity_simulator import Fault, Simulator
 from tap_flowfinity.fieldtypes import FieldTypeError
 from tap_flowfinity.tap import TapFlowfinity
+
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
 
 PASSWORD = "types-tests-password"
 
@@ -214,6 +217,24 @@ def test_nested_json_unicode_empty_strings_and_nulls_stay_distinct(sim, capsys):
     props = schemas(messages)[-1]["properties"]
     assert props["Photo"]["type"] == ["object", "null"]
     assert props["Items"]["type"] == ["array", "null"]
+
+
+def test_a_json_number_reaches_the_output_exactly(sim, capsys):
+    """Non-integer JSON numbers are decoded as exact decimals and written as sent."""
+    tap = TapFlowfinity(config=config(sim))  # discovery reads the view as served
+    capsys.readouterr()
+    body = (
+        '[{"RecordID": "000000001", "lastSubmissionId": "5", "State": "Open", '
+        '"Amount": 12345678901234567.89, "Rate": 0.1}]'
+    )
+    sim.faults.add(Fault("body", body=body))  # the sync's first answer
+    tap.sync_all()
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if '"RecordID":"000000001"' in line)
+    assert '"Amount":12345678901234567.89' in line
+    assert '"Rate":0.1' in line
+    row = json.loads(line, parse_float=Decimal)["record"]
+    assert row["Amount"] == Decimal("12345678901234567.89")
 
 
 # Discovery

@@ -10,6 +10,8 @@ from flowfinity_simulator import Fault, Simulator
 from tap_flowfinity.errors import UnsortedView
 from tap_flowfinity.tap import TapFlowfinity
 
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
+
 PASSWORD = "stream-tests-password"
 
 
@@ -138,3 +140,26 @@ def test_unsorted_view_fails_and_takes_back_the_runs_bookmarks(sim, capsys):
     states = [m for m in messages if m["type"] == "STATE"]
     assert any(bookmark_of(m) == ids[-1] for m in states), "a bookmark ran ahead mid-run"
     assert bookmark_of(states[-1]) == ids[2], "the final STATE is the run's starting bookmark"
+
+
+@pytest.mark.parametrize("flatten", [True, False], ids=["flattened", "selections-as-json"])
+def test_a_state_sent_as_a_choice_flags_the_record_deleted(sim, capsys, flatten):
+    victim, alive = sorted(sim.truth("leads"))[2:4]
+    sim.update("leads", victim, {"State": {"Selection": "Deleted"}})
+    sim.update("leads", alive, {"State": {"Selection": "Open"}})
+    cfg = config(sim, flatten_selections=flatten)
+    rows = {r["RecordID"]: r for r in records(run(capsys, cfg))}
+    assert rows[victim]["_sdc_deleted_at"] is not None
+    assert rows[alive]["_sdc_deleted_at"] is None
+    assert all(r["_sdc_deleted_at"] is None for k, r in rows.items() if k != victim)
+
+
+def test_deleted_at_field_is_taken_after_its_conversion_to_utc(sim, capsys):
+    """With `timezone`, the deletion time is the UTC one its own column holds, not local."""
+    victim = sorted(sim.truth("leads"))[1]
+    sim.update("leads", victim, {"State": "Deleted", "DeletedOn": "2024-01-02T03:04:05.000"})
+    cfg = config(sim, deleted_at_field="DeletedOn", timezone="America/Vancouver")
+    cfg["views"][0]["field_types"] = {"DeletedOn": "date-time"}
+    row = {r["RecordID"]: r for r in records(run(capsys, cfg))}[victim]
+    assert row["DeletedOn"] == "2024-01-02T11:04:05+00:00"
+    assert row["_sdc_deleted_at"] == "2024-01-02T11:04:05+00:00"

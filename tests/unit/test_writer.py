@@ -6,6 +6,7 @@ import io
 import itertools
 import json
 import sys
+import time
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -115,4 +116,24 @@ def test_a_record_msgspec_refuses_is_written_whole_by_the_sdk_encoder(monkeypatc
         {"n": 1},
         {"big": 2**70, "d": Decimal("0.10")},
         {"n": 3},
+    ]
+
+
+def test_records_of_two_streams_within_one_millisecond_keep_their_own_stream(monkeypatch):
+    """The RECORD frame is reused only for the same stream and version, whatever the clock."""
+    out = FakeStdout()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(time, "time", lambda: 1_700_000_000.0)  # every record in one instant
+    writer = FlowfinityWriter()
+    writer.write_record("leads", {"n": 1}, None)
+    writer.write_record("orders", {"n": 2}, None)
+    writer.write_record("orders", {"n": 3}, 7)
+    writer.write_record("leads", {"n": 4}, None)
+    writer.flush()
+    lines = [json.loads(line) for line in out.buffer.getvalue().splitlines()]
+    assert [(m["stream"], m.get("version"), m["record"]["n"]) for m in lines] == [
+        ("leads", None, 1),
+        ("orders", None, 2),
+        ("orders", 7, 3),
+        ("leads", None, 4),
     ]

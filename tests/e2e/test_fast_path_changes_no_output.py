@@ -1,0 +1,135 @@
+"""The fast path changes the tap's speed, never its output.
+
+The same sync runs twice against the same simulator, with the fast path on and off (off: every
+record takes the SDK's own selection, conformance, stream maps and message objects); the
+Singer messages must be equal one by one, except `time_extracted` (a clock reading). Each
+scenario also checks that the fast run did take the fast path, so the comparison is not
+between two runs of the SDK's path.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import typing as t
+
+import pytest
+
+from flowfinity_simulator import Simulator
+from tap_flowfinity.fastpath import FastRecordMessages
+from tap_flowfinity.tap import TapFlowfinity
+from tap_flowfinity.writer import FlowfinityWriter
+
+pytestmark = pytest.mark.e2e  # starts the simulator
+
+PASSWORD = "fast-path-password"
+
+
+@pytest.fixture
+def sim() -> t.Iterator[Simulator]:
+    with Simulator(password=PASSWORD, demo_records=40, seed=3) as server:
+        # What a real view brings mid-history: a field discovery did not sample, a deleted
+        # record, a value that misfits its declared type, an exact decimal, nested JSON.
+        ids = sorted(server.truth("leads"))
+        server.create("leads", {"Region": "Nord", "Tags": {"Selection": ["a", "b"]}})
+        # Deleted with a deletion time of its own: the default (when it was read) is a clock
+        # reading, like time_extracted, and would differ between the two runs.
+        server.update("leads", ids[3], {"State": "Deleted", "DeletedOn": "2024-05-06T07:08:09"})
+        server.create("leads", {"EmployeeCount": "about 20", "TotalValue": "12345678901234567.89"})
+        server.create("leads", {"Photo": {"Url": "https://x/p.png", "Size": 1024}, "Flag": True})
+        yield server
+
+
+def config(sim: Simulator, **extra: t.Any) -> dict[str, t.Any]:
+    view = {
+        "name": "leads",
+        "url": sim.view_url("leads"),
+        "field_types": {"EmployeeCount": "integer", "TotalValue": "number"},
+        "deleted_at_field": "DeletedOn",
+    }
+    return {
+        "username": "integration",
+        "password": PASSWORD,
+        "views": [view],
+        "discovery_sample_size": 5,
+        "state_message_frequency": 7,
+        **extra,
+    }
+
+
+def catalog_deselecting(cfg: dict[str, t.Any], field: str) -> dict[str, t.Any]:
+    catalog = copy.deepcopy(TapFlowfinity(config=cfg).catalog_dict)
+    for entry in catalog["streams"][0]["metadata"]:
+        crumb = entry["breadcrumb"]
+        entry["metadata"]["selected"] = not (crumb and crumb[-1] == field)
+    return catalog
+
+
+def sync(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    cfg: dict[str, t.Any],
+    catalog: dict[str, t.Any] | None,
+    *,
+    fast: bool,
+) -> tuple[list[dict[str, t.Any]], int]:
+    """The run's messages without `time_extracted`, and how many records took the writer's
+    direct path."""
+    direct = 0
+    write_record = FlowfinityWriter.write_record
+
+    def counting(self: FlowfinityWriter, *args: t.Any) -> None:
+        nonlocal direct
+        direct += 1
+        write_record(self, *args)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(FastRecordMessages, "fast_path", fast)
+        patch.setattr(FlowfinityWriter, "write_record", counting)
+        capsys.readouterr()
+        TapFlowfinity(config=cfg, catalog=copy.deepcopy(catalog)).sync_all()
+        out = capsys.readouterr().out
+    messages = [json.loads(line) for line in out.splitlines()]
+    for message in messages:
+        message.pop("time_extracted", None)
+    return messages, direct
+
+
+SCENARIOS: dict[str, dict[str, t.Any]] = {
+    "default": {},
+    "stream maps": {"stream_maps": {"leads": {"EmailAddress": "md5(EmailAddress)"}}},
+    "alias": {"stream_maps": {"leads": {"__alias__": "prospects"}}},
+    "flattening": {"flattening_enabled": True, "flattening_max_depth": 2},
+    "unflattened selections": {"flatten_selections": False},
+}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_fast_path_on_and_off_write_the_same_messages(
+    sim: Simulator,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    scenario: str,
+) -> None:
+    cfg = config(sim, **SCENARIOS[scenario])
+    slow, slow_direct = sync(capsys, monkeypatch, cfg, None, fast=False)
+    fast, fast_direct = sync(capsys, monkeypatch, cfg, None, fast=True)
+    assert slow_direct == 0
+    records = [m for m in fast if m["type"] == "RECORD"]
+    assert len(records) == len(sim.truth("leads"))
+    if scenario in {"default", "unflattened selections"}:
+        assert fast_direct > len(records) // 2, "the fast run took the direct path"
+    assert len(fast) == len(slow)
+    for index, (a, b) in enumerate(zip(fast, slow, strict=True)):
+        assert a == b, f"message {index} differs"
+
+
+def test_fast_path_with_a_deselected_field_writes_what_the_sdk_writes(
+    sim: Simulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = config(sim)
+    catalog = catalog_deselecting(cfg, "EmailAddress")
+    slow, _ = sync(capsys, monkeypatch, cfg, catalog, fast=False)
+    fast, _ = sync(capsys, monkeypatch, cfg, catalog, fast=True)
+    assert fast == slow
+    assert all("EmailAddress" not in m.get("record", {}) for m in fast)
