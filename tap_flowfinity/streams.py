@@ -1,4 +1,9 @@
-"""One Singer stream per synchronization view: bookmarks, overlap and soft deletes."""
+"""One Singer stream per synchronization view: the recipe, bookmarks, overlap, soft deletes.
+
+Each view's requests go through its client (viewclient.py) in the recipe's order
+(recipe.py); this module turns the records into a Singer stream: where a run starts, the
+bookmark, typed values, new fields, and the deleted flag.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,14 @@ import logging
 import typing as t
 from datetime import datetime, timezone
 from functools import cached_property
+from http import HTTPStatus
 from zoneinfo import ZoneInfo
 
+import requests
+from singer_sdk import metrics
 from singer_sdk.singerlib import Catalog, CatalogEntry, Schema
 from typing_extensions import override
 
-from tap_flowfinity.client import FlowfinityStream
 from tap_flowfinity.errors import UnsortedView
 from tap_flowfinity.fastpath import FastRecordMessages
 from tap_flowfinity.fieldtypes import (
@@ -23,7 +30,11 @@ from tap_flowfinity.fieldtypes import (
     RecordTyper,
     raw_text,
 )
+from tap_flowfinity.progress import Progress
+from tap_flowfinity.recipe import Recipe
 from tap_flowfinity.schema import DELETED_AT, infer_schema, property_for_values
+from tap_flowfinity.sdk_seam import SeamStream
+from tap_flowfinity.viewclient import ViewClient
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -32,13 +43,14 @@ if t.TYPE_CHECKING:
     from tap_flowfinity.settings import TapSettings, ViewSettings
 
 
-class ViewStream(FastRecordMessages, FlowfinityStream):
+class ViewStream(FastRecordMessages, SeamStream):
     """A view's records, incrementally by submission id, keyed by RecordID.
 
     The view is sorted by the cursor, so the SDK can write the bookmark as records go
     (`is_sorted`): a run interrupted mid-stream resumes from its last STATE, not from zero.
     """
 
+    path = ""
     primary_keys: t.ClassVar[list[str]] = ["RecordID"]
     is_sorted = True
     # parsing.py yields only JSON values and the typer (fieldtypes.py) converts only to JSON
@@ -53,8 +65,10 @@ class ViewStream(FastRecordMessages, FlowfinityStream):
         schema: dict[str, t.Any] | None,
         bookmark: int | None = None,
     ) -> None:
+        self.settings = settings
+        self.view = view
         self.bookmark_at_start = bookmark
-        super().__init__(tap=tap, settings=settings, view=view, schema=schema)
+        super().__init__(tap=tap, name=view.name, schema=schema)
         self.replication_key = view.cursor_field
         self.STATE_MSG_FREQUENCY = settings.state_message_frequency
         self._view_schema = self.discover_schema() if schema is None else schema
@@ -74,12 +88,73 @@ class ViewStream(FastRecordMessages, FlowfinityStream):
         """
         after = self.start_after(self.bookmark_at_start)
         return infer_schema(
-            self.view, self.sample_records(self.settings.discovery_sample_size, after)
+            self.view, self.recipe.sample(self.settings.discovery_sample_size, after)
         )
+
+    # The view
+
+    @property
+    @override
+    def url_base(self) -> str:
+        """The view's URL is opaque configuration: no pattern of Flowfinity's is assumed."""
+        return self.view.url
+
+    @override
+    def get_url(self, context: Context | None) -> str:
+        """Exactly the configured URL: the SDK's `{setting}` templating must not touch it."""
+        return self.view.url
+
+    @cached_property
+    def client(self) -> ViewClient:
+        """The view's HTTP client (the doctor and capture build theirs the same way)."""
+        client = ViewClient.for_settings(self.settings, self.view, self.logger, self.user_agent)
+        warning = client.url_warning()
+        if warning:
+            self.logger.warning(warning)
+        return client
+
+    @cached_property
+    def recipe(self) -> Recipe:
+        """The view's requests in the recipe's order, with retries."""
+        return Recipe(self.client, self.settings, self.logger, self._log_request_duration)
+
+    @override
+    def request_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """The records after where this run starts (see recipe.py), with progress logged."""
+        start = self.first_request_cursor(context)
+        progress = Progress(
+            self.logger,
+            self.name,
+            self.view.cursor_field,
+            start,
+            float(self.settings.progress_interval),
+        )
+        with self.get_http_request_counter() as request_counter, progress:
+            request_counter.with_context(context)
+            yield from self.recipe.read(start, progress, request_counter.increment)
+
+    def _log_request_duration(self, response: requests.Response) -> None:
+        """The SDK's `http_request_duration` metric, written through its public metrics API."""
+        status = response.status_code
+        point = metrics.Point(
+            "timer",
+            metric=metrics.Metric.HTTP_REQUEST_DURATION,
+            value=response.elapsed.total_seconds(),
+            tags={
+                metrics.Tag.STREAM: self.name,
+                metrics.Tag.ENDPOINT: self.path,
+                metrics.Tag.HTTP_STATUS_CODE: status,
+                metrics.Tag.STATUS: (
+                    metrics.Status.SUCCEEDED
+                    if status < HTTPStatus.BAD_REQUEST
+                    else metrics.Status.FAILED
+                ),
+            },
+        )
+        metrics.log(self.metrics_logger, point)
 
     # Where a run starts
 
-    @override
     def first_request_cursor(self, context: Context | None) -> int | None:
         """After the bookmark, less the lookback overlap; else after `start_last_submission_id`.
 

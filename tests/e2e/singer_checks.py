@@ -16,7 +16,7 @@ import typing as t
 from collections import Counter
 from pathlib import Path
 
-from tap_flowfinity.client import FlowfinityStream
+from tap_flowfinity.recipe import Recipe
 from tap_flowfinity.retries import RetryBudget
 from tests.harness.meltano import TAP
 
@@ -27,14 +27,14 @@ ERROR_PREFIX = "tap-flowfinity: error: "
 def record_sleeps(monkeypatch: t.Any) -> list[float]:
     """Make retry waits instant, and return the list of waits the tap asked for."""
     waits: list[float] = []
-    original = FlowfinityStream._new_retry_budget
+    original = Recipe.new_retry_budget
 
-    def budget(self: FlowfinityStream) -> RetryBudget:
+    def budget(self: Recipe) -> RetryBudget:
         made = original(self)
         made.sleep = waits.append
         return made
 
-    monkeypatch.setattr(FlowfinityStream, "_new_retry_budget", budget)
+    monkeypatch.setattr(Recipe, "new_retry_budget", budget)
     return waits
 
 
