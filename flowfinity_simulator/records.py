@@ -142,31 +142,29 @@ class Store:
     ) -> t.Any:
         """A new record (RecordID null in Flowfinity's operation)."""
         with self._lock:
-            app = self.app(view_key)
-            app.next_record_number += 1
-            number = app.next_record_number
-            record = app.fields(number)
-            record.update(copy.deepcopy(fields or {}))
-            record["RecordID"] = f"{number:09d}"
-            record.setdefault("State", DEFAULT_STATE)
-            return self._submit(view_key, record, hold=hold)
+            return self._submit(view_key, self._new_record(view_key, fields), hold=hold)
 
     def create_together(self, view_key: str, items: t.Sequence[Record | None]) -> list[Record]:
         """New records submitted as one transaction: they share one submission id."""
         with self._lock:
-            app = self.app(view_key)
             submission_id = str(self.next_submission_id())
             created = []
             for fields in items:
-                app.next_record_number += 1
-                number = app.next_record_number
-                record = app.fields(number)
-                record.update(copy.deepcopy(fields or {}))
-                record["RecordID"] = f"{number:09d}"
-                record.setdefault("State", DEFAULT_STATE)
+                record = self._new_record(view_key, fields)
                 record["lastSubmissionId"] = submission_id
                 created.append(self._commit(view_key, record))
             return created
+
+    def _new_record(self, view_key: str, fields: Record | None) -> Record:
+        """The app's next record with `fields` applied (no submission id yet)."""
+        app = self.app(view_key)
+        app.next_record_number += 1
+        number = app.next_record_number
+        record = app.fields(number)
+        record.update(copy.deepcopy(fields or {}))
+        record["RecordID"] = f"{number:09d}"
+        record.setdefault("State", DEFAULT_STATE)
+        return record
 
     def update(
         self, view_key: str, record_id: str, fields: Record, *, hold: bool | int = False

@@ -252,7 +252,7 @@ class ViewStream(FastRecordMessages, SeamStream):
         after typing, already converted (to UTC when a `timezone` is set). A deleted
         workflow state sets `_sdc_deleted_at`; every other state clears it.
         """
-        deleted = self._is_deleted(row)
+        deleted = self.client.is_deleted(row)
         self._type_record(row)
         row[DELETED_AT] = self._deleted_at(row) if deleted else None
         record_id = row.get("RecordID")
@@ -375,9 +375,6 @@ class ViewStream(FastRecordMessages, SeamStream):
             row_count=None,
             stream_alias=None,
         )
-
-    def _is_deleted(self, row: dict[str, t.Any]) -> bool:
-        return self.client.is_deleted(row)
 
     def _deleted_at(self, row: dict[str, t.Any]) -> str:
         field = self.view.deleted_at_field
