@@ -22,7 +22,7 @@ import requests
 from flowfinity_simulator import Simulator
 from flowfinity_simulator.replay import Capture
 from flowfinity_simulator.variants import Variants
-from tests.harness.meltano import DEV_PASSWORD, DEV_USERNAME, TAP
+from tests.harness.meltano import DEV_PASSWORD, DEV_USERNAME, TAP, run_meltano
 
 pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
 
@@ -177,3 +177,16 @@ def test_the_simulator_command_serves_a_capture(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_meltano_invoke_captures_with_the_projects_settings(simulator, meltano_env, tmp_path):
+    capture = tmp_path / "meltano-capture.json"
+    result = run_meltano(
+        ["invoke", "tap-flowfinity", "--capture", str(capture), "--capture-records", "10"],
+        env=meltano_env,
+        timeout=180,
+    )
+    assert "capture written to" in result.stderr
+    document = json.loads(capture.read_text())
+    assert document["masked"] is True
+    assert [len(v["records"]) for v in document["views"]] == [10, 10]
