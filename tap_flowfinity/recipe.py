@@ -56,10 +56,10 @@ class Recipe:
         cursor_field = view.cursor_field
         cursor = start
         budget = self.new_retry_budget()
-        # The last id emitted and the RecordID emitted with it; once ids repeat, every
-        # RecordID emitted with the last id.
+        # The last id emitted and the record emitted with it; once ids repeat, the RecordIDs
+        # emitted with the last id.
         last_id: int | None = None
-        last_record_id: t.Any = None
+        last_record: dict[str, t.Any] = {}
         group: set[t.Any] | None = None
         groups_seen = False
         emitted = 0
@@ -74,13 +74,13 @@ class Recipe:
                     if value == last_id:
                         record_id = record.get("RecordID")
                         if group is None:
-                            group = {last_record_id}
+                            group = {last_record.get("RecordID")}
                             groups_seen = True
                         if record_id in group:
                             continue  # emitted before: this request asked from id - 1
                         group.add(record_id)
                     else:
-                        last_id, last_record_id, group = value, record.get("RecordID"), None
+                        last_id, last_record, group = value, record, None
                     yield record
                     cursor = value
                     progress.record(cursor)

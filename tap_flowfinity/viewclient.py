@@ -242,18 +242,32 @@ class ViewClient:
     ) -> t.Generator[dict[str, t.Any], None, None]:
         """The answer's records, cursor parsed, checked not to go down nor below `after`.
 
-        Closes the response when done (or abandoned).
+        Closes the response when done (or abandoned). The loop runs per record: kept tight
+        (the usual record has both keys as configured: no call beyond the cursor's parse).
         """
-        cursor_of = self.cursor_of
+        view = self.view
+        cursor_field, state_field = view.cursor_field, view.state_field
         previous = after
-        for record in self.raw_records(response):
-            value = cursor_of(record)
-            if previous is not None and value <= previous:
-                error = self.order_error(value, previous, after)
-                if error is not None:
-                    raise error
-            previous = value
-            yield record
+        state_seen = False
+        try:
+            if response.status_code == HTTPStatus.NO_CONTENT:
+                return
+            for record in iter_records(response, self.name):
+                if cursor_field in record and state_field in record:
+                    state_seen = True
+                else:
+                    self.adopt_keys(record)
+                value = parse_cursor(record, view)
+                if previous is not None and value <= previous:
+                    error = self.order_error(value, previous, after)
+                    if error is not None:
+                        raise error
+                previous = value
+                yield record
+        finally:
+            if state_seen:
+                self.state_seen = True
+            response.close()
 
     def raw_records(self, response: requests.Response) -> t.Generator[dict[str, t.Any], None, None]:
         """The answer's records as sent ("nothing new" in any form: none); closes it."""
