@@ -233,7 +233,6 @@ class TapFlowfinity(Tap):
                 validate_config=True,
                 setup_mapper=False,
             )
-            tap.settings  # noqa: B018  (read now: its cross-checks raise ConfigValidationError)
         except ConfigValidationError as exc:
             exit_invalid_settings(exc)
         return tap

@@ -44,12 +44,13 @@ def assert_table_matches_truth(
 
 
 def sync_cursors(simulator: t.Any, view_key: str) -> list[int]:
-    """The cursors the sync asked from (discovery's sample request carries none)."""
+    """The cursors asked from (a discovery without a bookmark asks with none: left out)."""
     return [c for c in simulator.cursor_requests(view_key) if c is not None]
 
 
 def sync_records_sent(simulator: t.Any, view_key: str) -> int:
-    """Records the simulator sent to cursor requests, i.e. what the sync itself read."""
+    """Records the simulator sent to requests with a cursor: the sync's, and discovery's
+    when it sampled from a bookmark."""
     return sum(
         r["records_sent"] for r in simulator.view_requests(view_key) if r["cursor"] is not None
     )

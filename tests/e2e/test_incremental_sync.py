@@ -60,7 +60,10 @@ def test_second_sync_reads_only_from_the_bookmark(simulator, meltano_env, postgr
 
     cursors = sync_cursors(simulator, LEADS)
     assert cursors[0] == bookmark - DEFAULT_LOOKBACK, "from the bookmark, less the lookback"
-    assert sync_records_sent(simulator, LEADS) == 2 + len(overlap)
+    # Meltano discovers before every run of this editable install; discovery samples from
+    # where the sync starts, so it reads the same few records again, never the history.
+    assert None not in simulator.cursor_requests(LEADS)
+    assert sync_records_sent(simulator, LEADS) == 2 * (2 + len(overlap))
     rows = table_rows(postgres, pg_database, LEADS)
     assert rows[created["RecordID"]]["FirstName"] == "Ada"
     assert rows[updated_id]["Company"] == "Renamed Inc"
