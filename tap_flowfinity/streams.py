@@ -116,10 +116,10 @@ class ViewStream(FastRecordMessages, FlowfinityStream):
     def note_cursor(self, record: dict[str, t.Any], context: Context | None) -> None:
         """Note the record's cursor; the state takes the largest when a STATE goes out.
 
-        Updating the SDK's state dict for every record cost ~15% of a first sync's CPU,
-        and nothing reads the dict between STATE messages: `before_state_message` saves
-        the noted cursor first, so every STATE is the one a per-record update would have
-        written. (A STATE written on SIGTERM may lag by up to `state_message_frequency`
+        Updating the SDK's state dict for every record costs ~13% more CPU on a first
+        sync (benchmarks/seam_costs.py), and nothing reads the dict between STATE messages:
+        `before_state_message` saves the noted cursor first, so every STATE is the one a
+        per-record update would have written. (A STATE written on SIGTERM may lag by up to `state_message_frequency`
         records: a resume re-reads them, it never skips any.)
         """
         cursor = record[self.view.cursor_field]
