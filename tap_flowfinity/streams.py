@@ -119,8 +119,8 @@ class ViewStream(FastRecordMessages, FlowfinityStream):
         Updating the SDK's state dict for every record costs ~13% more CPU on a first
         sync (benchmarks/seam_costs.py), and nothing reads the dict between STATE messages:
         `before_state_message` saves the noted cursor first, so every STATE is the one a
-        per-record update would have written. (A STATE written on SIGTERM may lag by up to `state_message_frequency`
-        records: a resume re-reads them, it never skips any.)
+        per-record update would have written. (A STATE written on SIGTERM may lag by up to
+        `state_message_frequency` records: a resume re-reads them, it never skips any.)
         """
         cursor = record[self.view.cursor_field]
         if self._unsaved is None or cursor > self._unsaved:
