@@ -104,7 +104,7 @@ class ViewStream(FastRecordMessages, FlowfinityStream):
             state.pop("replication_key_value", None)
         else:
             state["replication_key_value"] = int(starting)
-        self.state_manager.is_flushed = False
+        self.mark_state_unsent()
         self.write_state_message()
 
     # The largest cursor emitted and not yet in the state (None: nothing unsaved), and its
