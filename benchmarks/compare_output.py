@@ -11,7 +11,8 @@ compared message by message, every field except RECORD's `time_extracted` (a clo
 reading). Numbers are compared exactly (decimals, not floats). A git revision runs from a
 `git archive` of its tap_flowfinity package with this virtualenv's dependencies; to compare
 revisions whose dependencies differ, give two tap executables instead. Exit status 1 when
-the outputs differ; the first differences are printed.
+the outputs differ; the first differences are printed. Each side's wall and CPU seconds are
+printed too: one run on a noisy machine, a hint, not a benchmark (that is `make bench`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import collections
 import io
 import json
 import os
+import resource
 import subprocess
 import sys
 import tarfile
@@ -62,8 +64,10 @@ def tap_command(revision: str | None, executable: str | None, workdir: Path) -> 
     return [sys.executable, "-m", "tap_flowfinity.tap"], env
 
 
-def run_side(name: str, command: list, env: dict, config: Path, out: Path) -> float:
+def run_side(name: str, command: list, env: dict, config: Path, out: Path) -> tuple[float, float]:
+    """Run one side's sync: (wall seconds, CPU seconds of the tap process)."""
     started = time.monotonic()
+    cpu_before = _children_cpu()
     with out.open("wb") as stdout:
         done = subprocess.run(
             [*command, "--config", str(config)],
@@ -76,7 +80,12 @@ def run_side(name: str, command: list, env: dict, config: Path, out: Path) -> fl
     if done.returncode != 0:
         sys.stderr.write(done.stderr.decode()[-2000:])
         raise SystemExit(f"{name}: the tap failed (exit {done.returncode})")
-    return elapsed
+    return elapsed, _children_cpu() - cpu_before
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def messages(path: Path) -> t.Iterator[dict[str, t.Any]]:
@@ -137,8 +146,9 @@ def main() -> int:
             outputs = {}
             for name, (command, env) in sides.items():
                 outputs[name] = workdir / f"{name}.jsonl"
-                seconds = run_side(name, command, env, config, outputs[name])
-                print(f"{name}: {' '.join(command[-3:])}: {seconds:.1f}s", flush=True)
+                wall, cpu = run_side(name, command, env, config, outputs[name])
+                label = args.__dict__[name] or args.__dict__[f"{name}_tap"]
+                print(f"{name} ({label}): {wall:.1f}s wall, {cpu:.1f}s CPU", flush=True)
         counts, differences = compare(outputs["base"], outputs["head"])
     labels = {side: args.__dict__[side] or args.__dict__[f"{side}_tap"] for side in sides}
     summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
