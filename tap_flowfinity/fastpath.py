@@ -136,4 +136,4 @@ class FastRecordMessages(SeamStream):
                         time_extracted=datetime.now(timezone.utc),
                     )
                     self.tap.write_message(message)
-        self.state_manager.is_flushed = False
+        self.mark_state_unsent()

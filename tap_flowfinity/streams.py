@@ -192,7 +192,7 @@ class ViewStream(FastRecordMessages, SeamStream):
             state.pop("replication_key_value", None)
         else:
             state["replication_key_value"] = int(starting)
-        self.state_manager.is_flushed = False
+        self.mark_state_unsent()
         self.write_state_message()
 
     # The largest cursor emitted and not yet in the state (None: nothing unsaved), and its
@@ -204,11 +204,11 @@ class ViewStream(FastRecordMessages, SeamStream):
     def note_cursor(self, record: dict[str, t.Any], context: Context | None) -> None:
         """Note the record's cursor; the state takes the largest when a STATE goes out.
 
-        Updating the SDK's state dict for every record cost ~15% of a first sync's CPU,
-        and nothing reads the dict between STATE messages: `before_state_message` saves
-        the noted cursor first, so every STATE is the one a per-record update would have
-        written. (A STATE written on SIGTERM may lag by up to `state_message_frequency`
-        records: a resume re-reads them, it never skips any.)
+        Updating the SDK's state dict for every record costs ~13% more CPU on a first
+        sync (benchmarks/seam_costs.py), and nothing reads the dict between STATE messages:
+        `before_state_message` saves the noted cursor first, so every STATE is the one a
+        per-record update would have written. (A STATE written on SIGTERM may lag by up to
+        `state_message_frequency` records: a resume re-reads them, it never skips any.)
         """
         cursor = record[self.view.cursor_field]
         if self._unsaved is None or cursor > self._unsaved:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
@@ -31,7 +32,9 @@ from tests.e2e.singer_checks import (
     run_cli,
     states,
     versions,
+    write_json,
 )
+from tests.harness.meltano import TAP
 
 pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
 
@@ -280,13 +283,24 @@ def test_answers_of_varying_length_are_read_until_an_empty_one(capsys, monkeypat
     assert sent[: len(caps)] == caps and sent[-1] == 0, sent
 
 
-def test_a_failing_stream_still_writes_every_record_read_before_the_failure(tmp_path, sim):
-    """Through the CLI: the records buffered when a record fails the run reach stdout."""
+def test_a_failing_stream_writes_every_record_read_before_the_failure_first(tmp_path, sim):
+    """Through the CLI, stdout and stderr on one pipe: the records buffered when a record
+    fails the run reach stdout before the error line (not only when the process exits)."""
     cfg = config(sim, on_type_error="fail", state_message_frequency=1000)
     cfg["views"][0]["field_types"] = {"EmployeeCount": "integer"}
     bad = sim.create("leads", {"EmployeeCount": "about 20"})
-    rc, messages, stderr = run_cli(tmp_path, cfg)
-    assert rc != 0 and bad["RecordID"] in stderr
+    catalog = TapFlowfinity(config=cfg).catalog_dict
+    argv = [TAP, "--config", write_json(tmp_path / "c.json", cfg)]
+    argv += ["--catalog", write_json(tmp_path / "cat.json", catalog)]
+    done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    assert done.returncode != 0
+    lines = done.stdout.decode().splitlines()
+    error = next(i for i, line in enumerate(lines) if line.startswith("tap-flowfinity: error:"))
+    assert bad["RecordID"] in lines[error]
+    messages = parse_output("\n".join(line for line in lines if line.startswith('{"type":')))
     truth = sim.truth("leads")
-    before = versions(truth) - {(bad["RecordID"], int(bad["lastSubmissionId"]))}
-    assert_exactly_once(messages, before)
+    assert_exactly_once(
+        messages, versions(truth) - {(bad["RecordID"], int(bad["lastSubmissionId"]))}
+    )
+    last_record = max(i for i, line in enumerate(lines) if line.startswith('{"type":"RECORD"'))
+    assert last_record < error, "the records went out before the failure was reported"

@@ -39,6 +39,10 @@ def run(capsys, cfg, *, catalog=None, state=None):
     return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
 
+def parse(out):
+    return [json.loads(line) for line in out.splitlines()]
+
+
 def records(messages):
     return [m["record"] for m in messages if m["type"] == "RECORD"]
 
@@ -191,6 +195,18 @@ def test_the_fail_policy_names_the_view_record_and_field(sim, capsys):
     assert bad["RecordID"] in message
     assert "'EmployeeCount'" in message
     assert "integer" in message
+
+
+def test_the_records_before_a_failing_one_are_written_before_the_error(sim, capsys):
+    """The writer buffers RECORDs; a failure mid-stream must not leave them in its buffer."""
+    bad = sim.create("leads", {"EmployeeCount": "about 20"})
+    cfg = config(sim, {"field_types": {"EmployeeCount": "integer"}}, on_type_error="fail")
+    tap = TapFlowfinity(config=cfg)
+    capsys.readouterr()
+    with pytest.raises(FieldTypeError):
+        tap.sync_all()
+    written = [r["RecordID"] for r in records(parse(capsys.readouterr().out))]
+    assert sorted(written) == sorted(set(sim.truth("leads")) - {bad["RecordID"]})
 
 
 def test_flattening_can_be_turned_off(sim, capsys):
