@@ -3,8 +3,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-# `meltano install` puts the plugins (tap from this repo, editable; target-postgres from PyPI)
-# in .meltano/; redo it when the plugin definitions or the tap's dependencies change.
+# `meltano install` puts the main job's plugins (tap from this repo, editable; target-postgres
+# from PyPI) in .meltano/; redo it when the plugin definitions or the tap's dependencies change.
+# The tests install the other loaders they use (target-jsonl, the target matrix) themselves.
 MELTANO_STAMP := .meltano/.installed-stamp
 
 .PHONY: venv meltano-install demo test lint format clean bench bench-quick
@@ -29,7 +30,7 @@ format: venv
 meltano-install: $(MELTANO_STAMP)
 
 $(MELTANO_STAMP): $(STAMP) meltano.yml pyproject.toml
-	$(BIN)/meltano install
+	$(BIN)/meltano install tap-flowfinity target-postgres
 	touch $@
 
 # The main job end to end: simulator + throwaway PostgreSQL, two `meltano run`s, the result.
