@@ -70,7 +70,7 @@ TARGETS = [
         "target-postgres-pipelinewise",
         upserts=True,
         column_types={
-            "lastsubmissionid": "numeric",
+            "lastsubmissionid": "bigint",
             "createdon": "timestamp without time zone",
             "callbackrequested": "jsonb",
             "_sdc_deleted_at": "timestamp without time zone",
@@ -80,7 +80,7 @@ TARGETS = [
         "target-duckdb",
         upserts=True,
         column_types={
-            "lastsubmissionid": "HUGEINT",
+            "lastsubmissionid": "BIGINT",
             "createdon": "TIMESTAMP",
             "callbackrequested": "JSON",
             "_sdc_deleted_at": "TIMESTAMP",
