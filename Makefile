@@ -1,5 +1,6 @@
 # The two commands users need: `make demo` (the main job, end to end) and `make test` (every test).
-PYTHON ?= python3.11
+# Any Python 3.10+ on PATH (3.11 preferred: what CI runs); `make PYTHON=python3.12` picks one.
+PYTHON ?= $(firstword $(foreach p,python3.11 python3.12 python3.13 python3.10 python3,$(if $(shell command -v $(p) 2>/dev/null),$(p))))
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
@@ -13,6 +14,8 @@ MELTANO_STAMP := .meltano/.installed-stamp
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null || \
+		{ echo "Python 3.10 or newer is needed (found: $(PYTHON)); run make PYTHON=/path/to/python3.x" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -40,7 +43,8 @@ demo: venv meltano-install
 test: venv meltano-install
 	$(BIN)/pytest
 
-# Not part of `make test`: ~10 minutes on 2 CPUs (README "Scaling"). Needs psql on PATH.
+# Not part of `make test`: ~10 minutes on 2 CPUs (README "Scaling"); writes the table and
+# benchmarks/scaling.svg. PostgreSQL as for the tests (system or embedded).
 bench: venv meltano-install
 	$(BIN)/python benchmarks/run.py --records 100000 1000000
 

@@ -12,7 +12,8 @@ simulator's truth, in what the target stored:
 - the bookmark Meltano stored is the newest submission id, and the second run asks the view
   from it (less the lookback): the target echoed the tap's STATE back.
 
-The column types each target produces are pinned too: they are what README "Targets" says.
+The column types each target makes and how it stores a declared number (`99.90`), a date, a
+date-time, a multiple choice and a JSON object are pinned too: they are README "Targets".
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import json
 import subprocess
 import typing as t
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -44,6 +46,16 @@ LOOKBACK = 1000  # the tap's default
 DUCKDB_FILE = "warehouse.duckdb"
 
 Row = dict[str, t.Any]
+# One field of each kind whose storage differs between targets (README "Targets").
+FIELD_TYPES = {"TotalValue": "number", "FirstContact": "date", "Photo": "json"}
+PHOTO = {"Url": "https://x/p.png", "Size": 1024}
+TYPED_VALUES = {
+    "TotalValue": "99.90",
+    "FirstContact": "2020-09-06T00:00:00.000",
+    "Photo": PHOTO,
+    "CallbackRequested": {"Selection": ["Yes", "Later"]},
+    "CreatedOn": "2020-09-06T04:37:30.000",
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,7 @@ class Target:
     name: str
     upserts: bool  # one row per key (tables) or one line per record read (files)
     column_types: dict[str, str]  # what it makes of the tap's types (README "Targets")
+    typed: dict[str, t.Any]  # TYPED_VALUES as stored, read back with exact decimals
 
 
 TARGETS = [
@@ -64,6 +77,16 @@ TARGETS = [
             "CreatedOn": "timestamp without time zone",
             "CallbackRequested": "ARRAY",
             "_sdc_deleted_at": "timestamp without time zone",
+            "TotalValue": "numeric",
+            "FirstContact": "date",
+            "Photo": "jsonb",
+        },
+        typed={
+            "TotalValue": Decimal("99.9"),
+            "FirstContact": "2020-09-06",
+            "CreatedOn": "2020-09-06T04:37:30",
+            "CallbackRequested": ["Yes", "Later"],
+            "Photo": PHOTO,
         },
     ),
     Target(
@@ -74,6 +97,16 @@ TARGETS = [
             "createdon": "timestamp without time zone",
             "callbackrequested": "jsonb",
             "_sdc_deleted_at": "timestamp without time zone",
+            "totalvalue": "double precision",
+            "firstcontact": "character varying",
+            "photo": "jsonb",
+        },
+        typed={
+            "TotalValue": Decimal("99.9"),
+            "FirstContact": "2020-09-06",
+            "CreatedOn": "2020-09-06T04:37:30",
+            "CallbackRequested": ["Yes", "Later"],
+            "Photo": PHOTO,
         },
     ),
     Target(
@@ -84,10 +117,42 @@ TARGETS = [
             "createdon": "TIMESTAMP",
             "callbackrequested": "JSON",
             "_sdc_deleted_at": "TIMESTAMP",
+            "totalvalue": "DOUBLE",
+            "firstcontact": "VARCHAR",
+            "photo": "JSON",
+        },
+        typed={
+            "TotalValue": Decimal("99.9"),
+            "FirstContact": "2020-09-06",
+            "CreatedOn": "2020-09-06 04:37:30",
+            "CallbackRequested": '["Yes", "Later"]',  # JSON text
+            "Photo": json.dumps(PHOTO),
         },
     ),
-    Target("target-jsonl", upserts=False, column_types={}),
-    Target("target-csv", upserts=False, column_types={}),
+    Target(
+        "target-jsonl",
+        upserts=False,
+        column_types={},
+        typed={
+            "TotalValue": Decimal("99.90"),  # the tap's output, as emitted
+            "FirstContact": "2020-09-06",
+            "CreatedOn": "2020-09-06T04:37:30.000",
+            "CallbackRequested": ["Yes", "Later"],
+            "Photo": PHOTO,
+        },
+    ),
+    Target(
+        "target-csv",
+        upserts=False,
+        column_types={},
+        typed={
+            "TotalValue": "99.90",
+            "FirstContact": "2020-09-06",
+            "CreatedOn": "2020-09-06 04:37:30",
+            "CallbackRequested": "['Yes', 'Later']",  # Python's repr, not JSON
+            "Photo": repr(PHOTO),
+        },
+    ),
 ]
 
 
@@ -106,7 +171,7 @@ def canonical(row: Row) -> Row:
 
 def read_postgres(postgres: t.Any, dbname: str) -> list[Row]:
     rows = postgres.query(f"select row_to_json(t) from {SCHEMA}.{LEADS} t", dbname)
-    return [json.loads(text) for (text,) in rows]
+    return [json.loads(text, parse_float=Decimal) for (text,) in rows]
 
 
 def postgres_column_types(postgres: t.Any, dbname: str) -> dict[str, str]:
@@ -138,7 +203,7 @@ def read_duckdb(path: Path) -> tuple[list[Row], dict[str, str]]:
     out = subprocess.run(
         [str(python), "-c", script, str(path)], capture_output=True, text=True, check=True
     ).stdout
-    dump = json.loads(out)
+    dump = json.loads(out, parse_float=Decimal)
     return dump["rows"], dump["types"]
 
 
@@ -149,7 +214,7 @@ def read_files(out_dir: Path, pattern: str) -> list[Row]:
             if path.suffix == ".csv":
                 rows.extend(csv.DictReader(f))
             else:
-                rows.extend(json.loads(line) for line in f if line.strip())
+                rows.extend(json.loads(line, parse_float=Decimal) for line in f if line.strip())
     return rows
 
 
@@ -239,7 +304,7 @@ def test_first_and_incremental_sync(
     out_dir.mkdir()
     stored = Stored(target, postgres, pg_database, out_dir)
     env = meltano_env
-    env.views = [{"name": LEADS, "url": simulator.view_url(LEADS)}]
+    env.views = [{"name": LEADS, "url": simulator.view_url(LEADS), "field_types": FIELD_TYPES}]
     env.extra.update(stored.env())
     state_id = f"dev:tap-flowfinity-to-{target.name}"
     ids = sorted(simulator.truth(LEADS))
@@ -256,7 +321,7 @@ def test_first_and_incremental_sync(
         assert stored.column_types()[column] == kind, (target.name, column)
 
     simulator.advance_counter(5000)  # other apps' submissions between two scheduled runs
-    created = simulator.create(LEADS, {"FirstName": "Ada", "Company": "New Co"})["RecordID"]
+    created = simulator.create(LEADS, {"Company": "New Co", **TYPED_VALUES})["RecordID"]
     simulator.update(LEADS, ids[1], {"Company": "Renamed Inc"})
     simulator.delete(LEADS, ids[2])
     simulator.restore(LEADS, ids[0])
@@ -271,6 +336,10 @@ def test_first_and_incremental_sync(
     assert_stored_matches_truth(target, second, simulator)
     latest = {row["RecordID"]: row for row in sorted(second, key=lambda r: r["lastSubmissionId"])}
     assert latest[created]["Company"] == "New Co"
+    raw = next(r for r in stored.raw_rows() if canonical(r)["RecordID"] == created)
+    by_lower = {key.lower(): value for key, value in raw.items()}
+    as_stored = {name: by_lower[name.lower()] for name in target.typed}
+    assert repr(as_stored) == repr(target.typed), target.name  # repr: 99.9 is not 99.90
     assert latest[ids[1]]["Company"] == "Renamed Inc"
     assert latest[ids[2]]["_sdc_deleted_at"] is not None
     assert latest[ids[0]]["_sdc_deleted_at"] is None
