@@ -344,3 +344,33 @@ def test_first_and_incremental_sync(
     assert latest[ids[2]]["_sdc_deleted_at"] is not None
     assert latest[ids[0]]["_sdc_deleted_at"] is None
     assert get_bookmarks(state_id, env=env)[LEADS]["replication_key_value"] == newest(simulator)
+
+
+def test_pinned_duckdb_keeps_the_first_row_of_an_all_text_batch(tmp_path: Path) -> None:
+    """target-duckdb 0.8.0 COPYs each batch from a header-less CSV file; DuckDB after 1.0.0
+    sniffs a header, and in a batch whose values are all text it takes the first row for one:
+    that row is lost, the run exits 0 and the bookmark moves. The pinned DuckDB 1.0.0 does not."""
+    ensure_installed("target-duckdb")
+    schema = {
+        "type": "SCHEMA",
+        "stream": LEADS,
+        "key_properties": ["RecordID"],
+        "schema": {
+            "type": "object",
+            "properties": {"RecordID": {"type": "string"}, "Company": {"type": ["string", "null"]}},
+        },
+    }
+    records = [
+        {"type": "RECORD", "stream": LEADS, "record": {"RecordID": rid, "Company": company}}
+        for rid, company in (("000001", "Alice Ltd"), ("000002", "Bob Inc"))
+    ]
+    database = tmp_path / DUCKDB_FILE
+    env = MeltanoEnv(home=tmp_path / "meltano", extra={"TARGET_DUCKDB_FILEPATH": str(database)})
+    run_meltano(
+        ["invoke", "target-duckdb"],
+        env=env,
+        input="".join(json.dumps(m) + "\n" for m in [schema, *records]),
+        timeout=300,
+    )
+    rows, _ = read_duckdb(database)
+    assert sorted(row["recordid"] for row in rows) == ["000001", "000002"]
