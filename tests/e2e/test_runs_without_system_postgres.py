@@ -9,7 +9,6 @@ its table.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -21,32 +20,8 @@ from tests.harness.meltano import REPO_ROOT
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def postgres_program_names() -> set[str]:
-    names = {"pg_config"}
-    for directory in (pg_binaries.system_bin_dir(), pg_binaries.embedded_bin_dir()):
-        if directory is not None:
-            names |= {p.name for p in directory.iterdir()}
-    return names
-
-
-def path_without_postgres(shim_dir: Path) -> str:
-    """A one-directory PATH: links to the real PATH's programs, PostgreSQL's left out."""
-    hidden = postgres_program_names()
-    shim_dir.mkdir()
-    for directory in os.environ["PATH"].split(os.pathsep):
-        if not os.path.isdir(directory):
-            continue
-        for entry in os.scandir(directory):
-            link = shim_dir / entry.name
-            if entry.name in hidden or link.exists() or not os.access(entry.path, os.X_OK):
-                continue
-            link.symlink_to(entry.path)
-    return str(shim_dir)
-
-
 def test_make_demo_with_the_embedded_server_and_no_system_postgres(tmp_path: Path):
-    path = path_without_postgres(tmp_path / "bin")
-    env = {**os.environ, "PATH": path, pg_binaries.ENV_VAR: "embedded"}
+    env = pg_binaries.env_without_system_postgres(tmp_path / "bin")
     for program in ("psql", "pg_ctl", "initdb", "postgres", "pg_config"):
         found = subprocess.run(["sh", "-c", f"command -v {program}"], env=env, check=False)
         assert found.returncode != 0, f"{program} is still on the scrubbed PATH"

@@ -11,6 +11,11 @@ One answer for the demo, the tests and the benchmark: a directory holding all fo
 
 ``FLOWFINITY_PG`` chooses: ``auto`` (the default: system when there is one, else embedded),
 ``system`` or ``embedded``.
+
+To see a machine without PostgreSQL, run a command with the system's hidden (`make
+test-embedded` does this for the whole suite)::
+
+    python -m tests.harness.pg_binaries without-system -- make test
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 ENV_VAR = "FLOWFINITY_PG"
@@ -120,3 +128,46 @@ def pg_binary(name: str) -> str:
     if not path.is_file():
         raise PostgresBinariesError(f"{name} is missing from {bin_dir()}")
     return str(path)
+
+
+def postgres_program_names() -> set[str]:
+    """Every program name a PostgreSQL installation (system or embedded) puts in its bin dir."""
+    names = {"pg_config"}
+    for directory in (system_bin_dir(), embedded_bin_dir()):
+        if directory is not None:
+            names |= {p.name for p in directory.iterdir()}
+    return names
+
+
+def path_without_postgres(shim_dir: Path, path: str | None = None) -> str:
+    """A one-directory PATH: links to every program on `path` except PostgreSQL's."""
+    hidden = postgres_program_names()
+    shim_dir.mkdir(parents=True, exist_ok=True)
+    for directory in (path if path is not None else os.environ["PATH"]).split(os.pathsep):
+        if not os.path.isdir(directory):
+            continue
+        for entry in os.scandir(directory):
+            link = shim_dir / entry.name
+            if entry.name in hidden or link.exists() or not os.access(entry.path, os.X_OK):
+                continue
+            link.symlink_to(entry.path)
+    return str(shim_dir)
+
+
+def env_without_system_postgres(shim_dir: Path) -> dict[str, str]:
+    """This process's environment as a machine without PostgreSQL would have it."""
+    return {**os.environ, "PATH": path_without_postgres(shim_dir), ENV_VAR: "embedded"}
+
+
+def main(argv: Sequence[str]) -> int:
+    """`without-system -- CMD...`: run CMD with PostgreSQL hidden and the embedded one chosen."""
+    if len(argv) < 3 or argv[0] != "without-system" or argv[1] != "--":
+        print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="ff-no-pg-") as shim:
+        env = env_without_system_postgres(Path(shim) / "bin")
+        return subprocess.run(list(argv[2:]), env=env, check=False).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
