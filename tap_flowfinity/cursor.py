@@ -10,7 +10,10 @@ import typing as t
 from decimal import Decimal
 
 from tap_flowfinity.errors import MalformedResponse
+from tap_flowfinity.fieldtypes import INT64_BOUNDS
 from tap_flowfinity.settings import ViewSettings
+
+_MAX_CURSOR = INT64_BOUNDS["maximum"]  # the schema's promise, and target-postgres's bigint
 
 
 def parse_cursor(record: dict[str, t.Any], view: ViewSettings) -> int:
@@ -18,9 +21,12 @@ def parse_cursor(record: dict[str, t.Any], view: ViewSettings) -> int:
     field = view.cursor_field
     raw = record.get(field)
     value = _as_int(raw)
-    if value is None:
+    if value is None or not 0 <= value <= _MAX_CURSOR:
         record_id = record.get("RecordID", "unknown")
-        if raw is None:
+        if value is not None:
+            problem = f"record {record_id} has {field!r} {value}, outside 0..{_MAX_CURSOR}"
+            fix = "set cursor_field to the field that holds the Last submission ID"
+        elif raw is None:
             problem = f"record {record_id} has no {field!r} value"
             fix = (
                 "add the system field 'Last submission ID' to the view, or set "

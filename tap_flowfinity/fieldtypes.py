@@ -58,6 +58,10 @@ ON_TYPE_ERROR_CHOICES: tuple[str, ...] = (KEEP_RAW, FAIL)
 SELECTION = "Selection"
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# The range `to_integer` enforces, said in the schema: targets that size integer columns by it
+# (pipelinewise-target-postgres, target-duckdb) then make bigint rather than numeric/hugeint;
+# target-postgres makes bigint either way.
+INT64_BOUNDS: dict[str, int] = {"minimum": _INT64_MIN, "maximum": _INT64_MAX}
 _INTEGER_TEXT = re.compile(r"[+-]?\d+(?:\.0*)?")
 _NUMBER_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _TRUE_WORDS = frozenset({"true", "yes", "y", "1", "on"})
@@ -79,7 +83,9 @@ def property_for_kind(kind: str) -> dict[str, t.Any]:
         return {"type": ["array", "null"], "items": {"type": "string"}}  # text[]
     if kind == JSON:
         return {"type": ["object", "array", "string", "number", "boolean", "null"]}  # jsonb
-    return {"type": [kind, "null"]}  # text, bigint, numeric, boolean
+    if kind == INTEGER:
+        return {"type": [INTEGER, "null"], **INT64_BOUNDS}  # bigint
+    return {"type": [kind, "null"]}  # text, numeric, boolean
 
 
 RAW_PROPERTY: dict[str, t.Any] = {"type": ["string", "null"]}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import typing as t
 
 from tap_flowfinity.fieldtypes import (
+    INT64_BOUNDS,
     KEEP_RAW,
     RAW_PROPERTY,
     RAW_SUFFIX,
@@ -34,7 +35,8 @@ def system_properties(view: ViewSettings) -> dict[str, dict[str, t.Any]]:
     """The fields every synchronization view carries, with the types users can rely on."""
     return {
         "RecordID": {"type": ["string"]},
-        view.cursor_field: {"type": ["integer"]},
+        # Submission ids are positive and (parse_cursor checks) fit a signed 64-bit integer.
+        view.cursor_field: {"type": ["integer"], "minimum": 0, "maximum": INT64_BOUNDS["maximum"]},
         view.state_field: {"type": ["string", "null"]},
         "CreatedBy": {"type": ["string", "null"]},
         "CreatedOn": dict(NULLABLE_DATETIME),

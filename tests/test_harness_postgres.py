@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness.pg_binaries import pg_binary
 from tests.harness.postgres import PostgresError, ThrowawayPostgres
 
 pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
@@ -71,7 +72,7 @@ def test_cli_start_and_stop(tmp_path: Path) -> None:
         assert f"export PG_PORT={info['port']}" in start.stdout
         rows = subprocess.run(
             [
-                *("psql", "-X", "-At", "-h", "127.0.0.1", "-p", str(info["port"])),
+                *(pg_binary("psql"), "-X", "-At", "-h", "127.0.0.1", "-p", str(info["port"])),
                 *("-U", "postgres", "-d", info["dbname"], "-c", "SELECT 42"),
             ],
             capture_output=True,

@@ -34,7 +34,7 @@ def pipe(tap_config, target_config, state=None):
 
 
 def test_pipe_into_target_jsonl(simulator, tmp_path):
-    ensure_installed()
+    ensure_installed("tap-flowfinity", "target-jsonl")
     out = tmp_path / "out"
     out.mkdir()
     tap_config = tmp_path / "tap.json"

@@ -236,25 +236,39 @@ def list_state_ids(env: MeltanoEnv | Mapping[str, str] | None = None) -> list[st
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
-def plugins_installed() -> bool:
-    """Whether `meltano install` has created every plugin executable in .meltano/."""
-    base = REPO_ROOT / ".meltano"
-    return all(
-        (base / path).exists()
-        for path in (
-            "extractors/tap-flowfinity/venv/bin/tap-flowfinity",
-            "loaders/target-postgres/venv/bin/target-postgres",
-            "loaders/target-jsonl/venv/bin/target-jsonl",
-        )
-    )
+# What the main job needs; other plugins (target-jsonl, the target matrix) are installed by the
+# tests that use them, so that `make demo` installs only these two.
+MAIN_JOB_PLUGINS = ("tap-flowfinity", "target-postgres")
 
 
-def ensure_installed(timeout: float = DEFAULT_TIMEOUT_S) -> None:
-    """Run `meltano install` if the plugins are missing (normally `make meltano-install`)."""
-    if not plugins_installed():
+def plugin_executable(name: str) -> Path:
+    """Where `meltano install` puts a plugin's executable: .meltano/<type>/<name>/venv/bin/."""
+    import yaml
+
+    project = yaml.safe_load((REPO_ROOT / "meltano.yml").read_text())
+    for kind in ("extractors", "loaders"):
+        for plugin in project["plugins"].get(kind, []):
+            if plugin["name"] == name:
+                executable = plugin.get("executable", name)
+                return REPO_ROOT / ".meltano" / kind / name / "venv" / "bin" / executable
+    raise KeyError(f"no plugin {name!r} in meltano.yml")
+
+
+def plugins_installed(names: Sequence[str] = MAIN_JOB_PLUGINS) -> bool:
+    """Whether `meltano install` has created these plugins' executables in .meltano/."""
+    return all(plugin_executable(name).exists() for name in names)
+
+
+def ensure_installed(*names: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+    """`meltano install` the plugins not installed yet (default: the main job's two).
+
+    Each plugin gets its own virtualenv, as Meltano installs it for users.
+    """
+    missing = [name for name in (names or MAIN_JOB_PLUGINS) if not plugins_installed([name])]
+    if missing:
         with tempfile.TemporaryDirectory(prefix="ff-meltano-") as home:
             env = MeltanoEnv(home=Path(home), private_run_dir=False)
-            run_meltano(["install"], env=env, timeout=timeout)
+            run_meltano(["install", *missing], env=env, timeout=timeout)
 
 
 def _resolve_env(env: MeltanoEnv | Mapping[str, str] | None) -> dict[str, str]:

