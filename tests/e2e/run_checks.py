@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -18,6 +19,7 @@ import typing as t
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from tests.e2e.helpers import assert_table_matches_truth
 from tests.e2e.source_writer import VIEW
 from tests.harness.meltano import STATE_ID, kill_group
 
@@ -183,3 +185,36 @@ def stop_group(proc: subprocess.Popen[str], sig: int) -> str:
     if group_alive(proc.pid):
         kill_group(proc, signal.SIGKILL)
     return stderr or ""
+
+
+# The last line of target-postgres's traceback: `sqlalchemy.exc.OperationalError: (psycopg.
+# errors.DiskFull) could not extend file ...: No space left on device`, `... the connection is
+# lost`, `... connection to server at "127.0.0.1", port 5432 failed: Connection refused`.
+TARGET_ERROR = re.compile(r"\] target-postgres (?:[\w.]+\.)?\w*Error: (?P<reason>.+)$")
+
+
+def target_error_line(stderr: str) -> str | None:
+    """The one line that says why target-postgres failed (None: it did not)."""
+    found = [m["reason"] for line in stderr.splitlines() if (m := TARGET_ERROR.search(line))]
+    return found[-1] if found else None
+
+
+def assert_bookmark_not_ahead(
+    postgres: t.Any, dbname: str, sim: t.Any, writer: t.Any, system_db: SystemDatabase
+) -> None:
+    """No version at or below the stored bookmark is missing from PostgreSQL; no duplicates."""
+    rows = pg_rows(postgres, dbname)
+    assert duplicate_count(rows) == 0
+    violations = bookmark_violations(
+        system_db.bookmark(), rows, sim.truth(VIEW), writer.late_versions()
+    )
+    assert not violations, violations[:5]
+
+
+def assert_table_is_the_source(
+    postgres: t.Any, dbname: str, sim: t.Any, system_db: SystemDatabase
+) -> None:
+    """After a clean run with the writer stopped: table == truth, bookmark == newest id."""
+    assert_table_matches_truth(postgres, dbname, sim, VIEW)
+    newest = max(int(r["lastSubmissionId"]) for r in sim.truth(VIEW).values())
+    assert system_db.bookmark() == newest

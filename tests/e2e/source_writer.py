@@ -38,11 +38,15 @@ class Writer(threading.Thread):
         synthetic: int,
         view: str = VIEW,
         pause_s: tuple[float, float] = WRITE_PAUSE_S,
+        slow_submissions: bool = True,
     ) -> None:
         super().__init__(daemon=True, name="source-writer")
         self.sim = sim
         self.view = view
         self.pause_s = pause_s
+        # Off where runs may take long (a database fault, a loaded machine): a late version is
+        # delivered only within the lookback bound, which long runs under bursts can exceed.
+        self.slow_submissions = slow_submissions
         self.rng = random.Random(seed)
         self.ids = [f"{i:09d}" for i in range(1, synthetic + 1)]
         self.deleted: set[str] = set()
@@ -98,7 +102,7 @@ class Writer(threading.Thread):
         if op == "restore" and not self.deleted:
             op = "update"
         bursty_phase = int((time.monotonic() - self.started) / PHASE_S) % 2 == 0
-        if op == "slow" and bursty_phase:
+        if op == "slow" and (bursty_phase or not self.slow_submissions):
             op = "create"
         if op == "burst" and (
             not bursty_phase
