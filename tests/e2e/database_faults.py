@@ -11,6 +11,7 @@ then hit, or let go when the test has done what it needs in that moment.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 import typing as t
@@ -122,7 +123,7 @@ def run_job_with_fault(
     try:
         _, stderr = proc.communicate(timeout=timeout_s)
     except BaseException:
-        stderr = stop_group(proc, 9)
+        stderr = stop_group(proc, signal.SIGKILL)
         raise
     finally:
         thread.join(timeout=120)

@@ -26,6 +26,12 @@ HELD_FOR_OPS = (1, 6)  # a slow submission commits after this many other writes 
 QUIET_AFTER_LATE_S = 30.0
 PHASE_S = 50.0  # the writer alternates: bursts (no slow submissions), then slow submissions
 WRITE_PAUSE_S = (0.02, 0.06)
+# For suites whose runs are slowed down on purpose (a database fault, many runs in a row):
+# - fewer writes per second: a run reads until a response brings nothing new, so writes
+#   faster than the site answers keep it chasing them;
+# - no slow submissions: a late version is delivered only within the lookback bound, which
+#   long runs under bursts can exceed; any record missing is then a real loss.
+WRITER_FOR_LONG_RUNS: dict[str, t.Any] = {"pause_s": (0.1, 0.3), "slow_submissions": False}
 
 
 class Writer(threading.Thread):
@@ -44,8 +50,6 @@ class Writer(threading.Thread):
         self.sim = sim
         self.view = view
         self.pause_s = pause_s
-        # Off where runs may take long (a database fault, a loaded machine): a late version is
-        # delivered only within the lookback bound, which long runs under bursts can exceed.
         self.slow_submissions = slow_submissions
         self.rng = random.Random(seed)
         self.ids = [f"{i:09d}" for i in range(1, synthetic + 1)]

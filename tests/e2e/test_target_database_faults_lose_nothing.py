@@ -46,7 +46,7 @@ from tests.e2e.run_checks import (
     pg_rows,
     target_error_line,
 )
-from tests.e2e.source_writer import VIEW, Writer
+from tests.e2e.source_writer import VIEW, WRITER_FOR_LONG_RUNS, Writer
 from tests.harness.meltano import MeltanoEnv, ensure_installed, run_job, run_meltano
 from tests.harness.postgres import ThrowawayPostgres
 
@@ -54,6 +54,7 @@ DBNAME = "target"
 # Two batches of the shipped batch_size_rows (20000) in the first sync: a fault can strike
 # the second after the first committed.
 SYNTHETIC_RECORDS = 30_000
+WRITES = WRITER_FOR_LONG_RUNS
 LOST_CONNECTION = re.compile(
     r"connection is lost|server closed the connection|terminating connection", re.IGNORECASE
 )
@@ -81,7 +82,7 @@ class Pipeline:
             home=home,
         )
         self.system_db = SystemDatabase.of_home(home)
-        self.writer = Writer(self.sim, seed + 1, SYNTHETIC_RECORDS, slow_submissions=False)
+        self.writer = Writer(self.sim, seed + 1, SYNTHETIC_RECORDS, **WRITES)
         self.writer.start()
 
     def run_with(self, fault: t.Any, server_back: bool = True) -> FaultRun:
