@@ -187,10 +187,11 @@ def stop_group(proc: subprocess.Popen[str], sig: int) -> str:
     return stderr or ""
 
 
-# The last line of target-postgres's traceback: `sqlalchemy.exc.OperationalError: (psycopg.
-# errors.DiskFull) could not extend file ...: No space left on device`, `... the connection is
-# lost`, `... connection to server at "127.0.0.1", port 5432 failed: Connection refused`.
-TARGET_ERROR = re.compile(r"\] target-postgres (?:[\w.]+\.)?\w*Error: (?P<reason>.+)$")
+# The exception lines of target-postgres's traceback, e.g. `sqlalchemy.exc.OperationalError:
+# (psycopg.OperationalError) the connection is lost`, `psycopg.errors.DiskFull: could not
+# extend file ...: No space left on device`, `... connection to server at "127.0.0.1", port
+# 5432 failed: Connection refused`; the last one is the reason.
+TARGET_ERROR = re.compile(r"\] target-postgres (?:[a-z_]+\.)+[A-Z]\w+: (?P<reason>.+)$")
 
 
 def target_error_line(stderr: str) -> str | None:
