@@ -24,14 +24,12 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 import typing as t
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from flowfinity_simulator import Simulator
 from tests.e2e.database_faults import (
     FaultRun,
     during_merge,
@@ -39,22 +37,13 @@ from tests.e2e.database_faults import (
     run_job_with_fault,
     terminate,
 )
-from tests.e2e.run_checks import (
-    SystemDatabase,
-    assert_bookmark_not_ahead,
-    assert_table_is_the_source,
-    pg_rows,
-    target_error_line,
-)
-from tests.e2e.source_writer import VIEW, WRITER_FOR_LONG_RUNS, Writer
-from tests.harness.meltano import MeltanoEnv, ensure_installed, run_job, run_meltano
+from tests.e2e.pipeline import Pipeline, own_postgres
+from tests.e2e.run_checks import RUN, pg_rows, target_error_line
+from tests.e2e.source_writer import VIEW
+from tests.harness.meltano import run_job, run_meltano
 from tests.harness.postgres import ThrowawayPostgres
 
 DBNAME = "target"
-# Two batches of the shipped batch_size_rows (20000) in the first sync: a fault can strike
-# the second after the first committed.
-SYNTHETIC_RECORDS = 30_000
-WRITES = WRITER_FOR_LONG_RUNS
 LOST_CONNECTION = re.compile(
     r"connection is lost|server closed the connection|terminating connection", re.IGNORECASE
 )
@@ -63,109 +52,78 @@ LOST_CONNECTION = re.compile(
 @pytest.fixture
 def target_server() -> Iterator[ThrowawayPostgres]:
     """A PostgreSQL of the test's own: these tests restart and stop it."""
-    ensure_installed()
-    with ThrowawayPostgres(dbname=DBNAME) as server:
-        yield server
-
-
-class Pipeline:
-    """The job, its source under a writer, its target database and its system database."""
-
-    def __init__(self, server: ThrowawayPostgres, home: Path, seed: int) -> None:
-        self.server = server
-        self.sim = Simulator(synthetic=SYNTHETIC_RECORDS, demo_records=5, seed=seed).start()
-        self.env = MeltanoEnv(
-            pg=server,
-            dbname=DBNAME,
-            sim_port=self.sim.port,
-            views=[{"name": VIEW, "url": self.sim.view_url(VIEW)}],
-            home=home,
-        )
-        self.system_db = SystemDatabase.of_home(home)
-        self.writer = Writer(self.sim, seed + 1, SYNTHETIC_RECORDS, **WRITES)
-        self.writer.start()
-
-    def run_with(self, fault: t.Any, server_back: bool = True) -> FaultRun:
-        """A run the fault strikes: it must fail, with the target's reason, no bookmark ahead."""
-        result = run_job_with_fault(self.env, fault)
-        assert result.fired, "the fault never found its moment: the run ended first"
-        assert result.returncode != 0, "a run whose database failed under it must not succeed"
-        reason = target_error_line(result.stderr) or ""
-        assert LOST_CONNECTION.search(reason), result.stderr[-3000:]
-        if server_back:
-            self.assert_bookmark_not_ahead()
-        return result
-
-    def assert_bookmark_not_ahead(self) -> None:
-        assert_bookmark_not_ahead(self.server, DBNAME, self.sim, self.writer, self.system_db)
-
-    def finish(self) -> None:
-        """The next run completes; then, writes stopped, the table is the source."""
-        started = time.monotonic()
-        run_job(self.env)
-        self.assert_bookmark_not_ahead()
-        self.writer.stop()
-        print(f"recovery run {time.monotonic() - started:.1f}s")
-        run_job(self.env)
-        print(f"final run {time.monotonic() - started:.1f}s")
-        assert_table_is_the_source(self.server, DBNAME, self.sim, self.system_db)
-
-    def close(self) -> None:
-        self.writer.halt.set()
-        self.sim.stop()
+    yield from own_postgres(DBNAME)
 
 
 @pytest.fixture
 def pipeline(target_server: ThrowawayPostgres, tmp_path: Path) -> Iterator[Pipeline]:
-    line = Pipeline(target_server, tmp_path / "meltano", seed=4242)
+    line = Pipeline(target_server, DBNAME, tmp_path / "meltano", seed=4242)
+    line.writer.start()
     try:
         yield line
     finally:
         line.close()
 
 
-def test_fast_restart_mid_load(pipeline: Pipeline) -> None:
-    server = pipeline.server
-    pipeline.run_with(mid_load(server, DBNAME, VIEW, lambda _pid: server.restart("fast")))
-    assert pg_rows(server, DBNAME), "the first batch committed before the restart"
+def struck_run(pipeline: Pipeline, fault: t.Any, server_back: bool = True) -> FaultRun:
+    """A run the fault strikes: it fails with the target's reason and stores no bookmark ahead."""
+    result = run_job_with_fault(pipeline.env, fault)
+    assert result.fired, "the fault never found its moment: the run ended first"
+    assert result.returncode != 0, "a run whose database failed under it must not succeed"
+    reason = target_error_line(result.stderr) or ""
+    assert LOST_CONNECTION.search(reason), result.stderr[-3000:]
+    if server_back:
+        pipeline.assert_bookmark_not_ahead()
+    return result
+
+
+def recover(pipeline: Pipeline) -> None:
+    """The next run completes (writes going on); then, writes stopped, table == source."""
+    run_job(pipeline.env)
+    pipeline.assert_bookmark_not_ahead()
     pipeline.finish()
 
 
+def test_fast_restart_mid_load(pipeline: Pipeline) -> None:
+    server = pipeline.postgres
+    struck_run(pipeline, mid_load(server, DBNAME, VIEW, lambda _pid: server.restart("fast")))
+    assert pg_rows(server, DBNAME), "the first batch committed before the restart"
+    recover(pipeline)
+
+
 def test_stop_longer_than_the_run(pipeline: Pipeline) -> None:
-    server = pipeline.server
-    pipeline.run_with(
-        mid_load(server, DBNAME, VIEW, lambda _pid: server.stop_server()), server_back=False
-    )
+    server = pipeline.postgres
+    struck_run(pipeline, mid_load(server, DBNAME, VIEW, lambda _pid: server.stop_server()), False)
     # Still down when the next scheduled run starts: it fails at once, naming the server.
-    down = run_meltano(["run", "tap-flowfinity", "target-postgres"], pipeline.env, check=False)
+    down = run_meltano(RUN, pipeline.env, check=False)
     assert down.returncode != 0
     reason = target_error_line(down.stderr) or ""
     assert f'"{server.host}", port {server.port} failed: Connection refused' in reason, reason
     server.start_server()
     pipeline.assert_bookmark_not_ahead()
-    pipeline.finish()
+    recover(pipeline)
 
 
 def test_connection_terminated_mid_batch(pipeline: Pipeline) -> None:
-    server = pipeline.server
-    pipeline.run_with(mid_load(server, DBNAME, VIEW, lambda pid: terminate(server, DBNAME, pid)))
-    pipeline.finish()
+    server = pipeline.postgres
+    struck_run(pipeline, mid_load(server, DBNAME, VIEW, lambda pid: terminate(server, DBNAME, pid)))
+    recover(pipeline)
 
 
 def test_connection_terminated_during_merge(pipeline: Pipeline) -> None:
-    server = pipeline.server
+    server = pipeline.postgres
     run_job(pipeline.env)  # the table exists; the next run merges into it
     before = dict(pg_rows(server, DBNAME))
     stored = pipeline.system_db.bookmark()
     for record_id in list(before)[:5000]:  # a batch big enough to merge while the lock holds
         pipeline.sim.update(VIEW, record_id, {"Summary": "merged?"})
-    pipeline.run_with(
-        during_merge(server, DBNAME, VIEW, lambda pid: terminate(server, DBNAME, pid))
+    struck_run(
+        pipeline, during_merge(server, DBNAME, VIEW, lambda pid: terminate(server, DBNAME, pid))
     )
     assert pipeline.system_db.bookmark() == stored, "the merge rolled back: bookmark unchanged"
     after = dict(pg_rows(server, DBNAME))
     assert all(after[rid] >= sid for rid, sid in before.items()), "a committed row went back"
-    pipeline.finish()
+    recover(pipeline)
 
 
 SMALL_DISK = "size={size},uid={uid},gid={gid},mode=0700"
@@ -208,7 +166,7 @@ def used_bytes(path: Path) -> int:
 
 
 def test_full_disk(pipeline: Pipeline) -> None:
-    server = pipeline.server
+    server = pipeline.postgres
     with small_filesystem(256 * 2**20) as disk:
         (disk / "ts").mkdir()
         server.create_tablespace("small_disk", str(disk / "ts"))
@@ -221,9 +179,7 @@ def test_full_disk(pipeline: Pipeline) -> None:
             resize(disk, used_bytes(disk) + 2 * 2**20)  # room for a small batch, not this one
             for record_id in list(before)[:15_000]:
                 pipeline.sim.update(VIEW, record_id, {"Summary": "x" * 200})
-            result = run_meltano(
-                ["run", "tap-flowfinity", "target-postgres"], pipeline.env, check=False
-            )
+            result = run_meltano(RUN, pipeline.env, check=False)
             assert result.returncode != 0
             reason = target_error_line(result.stderr) or ""
             assert "No space left on device" in reason, result.stderr[-3000:]
@@ -232,7 +188,7 @@ def test_full_disk(pipeline: Pipeline) -> None:
             assert all(after[rid] >= sid for rid, sid in before.items()), "committed row lost"
             pipeline.assert_bookmark_not_ahead()
             resize(disk, 256 * 2**20)  # space freed
-            pipeline.finish()
+            recover(pipeline)
         finally:
             server.drop_database(DBNAME)
             server.drop_tablespace("small_disk")
