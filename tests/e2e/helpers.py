@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import typing as t
+from pathlib import Path
 
 SCHEMA = "flowfinity"
 DELETED_STATES = {"Deleted"}
@@ -51,3 +53,14 @@ def sync_records_sent(simulator: t.Any, view_key: str) -> int:
     return sum(
         r["records_sent"] for r in simulator.view_requests(view_key) if r["cursor"] is not None
     )
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def recipe(name: str) -> str:
+    """The bash block of the README that starts with `# recipe: <name>`."""
+    for block in re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S):
+        if block.startswith(f"# recipe: {name}\n"):
+            return block
+    raise AssertionError(f"README has no recipe {name!r}")
