@@ -269,7 +269,7 @@ def assert_no_growth(day: Day, times_too: bool) -> None:
 
 def test_a_few_scheduled_runs(postgres, pg_database, tmp_path, capsys):
     day, summary, left = day_of_schedules(
-        6, postgres, pg_database, tmp_path / "meltano", kill_runs=frozenset({3})
+        4, postgres, pg_database, tmp_path / "meltano", kill_runs=frozenset({2})
     )
     with capsys.disabled():
         print("\n" + summary)
