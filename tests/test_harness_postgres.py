@@ -90,3 +90,24 @@ def test_cli_start_and_stop(tmp_path: Path) -> None:
         )
     assert not state_file.exists()
     assert not os.path.exists(info["base_dir"])
+
+
+def test_fault_injection_keeps_port_and_data() -> None:
+    """Restart, stop and start keep the server's address and rows, as a managed database's do."""
+    import psycopg
+
+    with ThrowawayPostgres(dbname="faults") as pg:
+        port = pg.port
+        pg.execute("CREATE TABLE kept (id int); INSERT INTO kept VALUES (1)")
+        with psycopg.connect(pg.dsn(), autocommit=True) as session:
+            session.execute("select 1")
+            assert pg.terminate_backends("faults", "select 1") == 1
+            with pytest.raises(psycopg.OperationalError):
+                session.execute("select 1")
+        pg.restart("fast")
+        assert pg.port == port and pg.query("SELECT id FROM kept") == [("1",)]
+        pg.stop_server()
+        assert not pg.is_running()
+        pg.start_server()
+        assert pg.is_running() and pg.port == port
+        assert pg.query("SELECT id FROM kept") == [("1",)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import typing as t
 from pathlib import Path
@@ -117,3 +118,12 @@ def pipe_to_postgres(
     assert result.returncode == 0, result.stderr[-3000:]
     states = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     return states[-1] if states else {}
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def recipe(name: str) -> str:
+    """The bash block of the README that starts with `# recipe: <name>`."""
+    for block in re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S):
+        if block.startswith(f"# recipe: {name}\n"):
+            return block
+    raise AssertionError(f"README has no recipe {name!r}")

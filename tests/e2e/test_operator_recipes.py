@@ -9,21 +9,12 @@ import subprocess
 
 import pytest
 
-from tests.e2e.helpers import sync_cursors
+from tests.e2e.helpers import recipe, sync_cursors
 from tests.harness.meltano import BIN_DIR, REPO_ROOT, get_bookmarks, run_meltano
 
 pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
 
-README = (REPO_ROOT / "README.md").read_text()
 LOOKBACK = 1000
-
-
-def recipe(name: str) -> str:
-    """The bash block of the README that starts with `# recipe: <name>`."""
-    for block in re.findall(r"```bash\n(.*?)```", README, flags=re.S):
-        if block.startswith(f"# recipe: {name}\n"):
-            return block
-    raise AssertionError(f"README has no recipe {name!r}")
 
 
 def run_recipe(name: str, meltano_env, tmp_path) -> None:

@@ -162,26 +162,8 @@ class ThrowawayPostgres:
         last_error: Exception | None = None
         for _attempt in range(5):
             info.port = _free_port()
-            options = (
-                f"-p {info.port} -c listen_addresses=127.0.0.1 "
-                f"-c unix_socket_directories='{info.base_dir}'"
-            )
             try:
-                self._run_as_server_user(
-                    [
-                        _find_binary("pg_ctl"),
-                        "-D",
-                        info.data_dir,
-                        "-l",
-                        os.path.join(info.base_dir, "server.log"),
-                        "-w",
-                        "-t",
-                        str(START_TIMEOUT_S),
-                        "-o",
-                        options,
-                        "start",
-                    ]
-                )
+                self._run_as_server_user(_pg_ctl_start_argv(info))
                 return
             except PostgresError as exc:
                 last_error = exc
@@ -293,6 +275,81 @@ class ThrowawayPostgres:
         except OSError:
             return "(no server log)"
         return "\n".join(text.splitlines()[-lines:])
+
+    # -- fault injection (the database side of the failure tests) ----------------------------
+    #
+    # The server keeps its port and data across these, as a managed database does across a
+    # restart or failover, so clients configured once reconnect to the same address.
+
+    def restart(self, mode: str = "fast") -> None:
+        """`pg_ctl restart -m <mode>`: every session is cut, the server is back on its port."""
+        argv = _pg_ctl_start_argv(self._require())
+        self._run_as_server_user([*argv[:-1], "-m", mode, "restart"])
+
+    def stop_server(self) -> None:
+        """Fast-stop the server but keep the cluster, so `start_server` brings it back."""
+        stop_server(self._require())
+
+    def start_server(self) -> None:
+        """Start a server stopped by `stop_server`, on the same port."""
+        self._run_as_server_user(_pg_ctl_start_argv(self._require()))
+
+    def is_running(self) -> bool:
+        """Whether the server answers (a stopped one refuses the connection)."""
+        try:
+            self.query("select 1", dbname="postgres")
+        except PostgresError:
+            return False
+        return True
+
+    def terminate_backends(self, dbname: str, query_like: str = "%") -> int:
+        """`pg_terminate_backend` on the sessions in `dbname` whose last query matches."""
+        rows = self.query(
+            "select count(*) filter (where pg_terminate_backend(pid)) from pg_stat_activity "
+            f"where datname = '{dbname}' and pid <> pg_backend_pid() "
+            f"and backend_type = 'client backend' and query ilike '{query_like}'",
+            dbname="postgres",
+        )
+        return int(rows[0][0] or 0)
+
+    def create_tablespace(self, name: str, location: str) -> None:
+        """A tablespace in `location` (an empty directory the server's OS user can write)."""
+        if _is_root():
+            pw = pwd.getpwnam(PG_OS_USER)
+            os.chown(location, pw.pw_uid, pw.pw_gid)
+        self.execute(f"CREATE TABLESPACE {name} LOCATION '{location}'", dbname="postgres")
+
+    def use_tablespace(self, dbname: str, tablespace: str) -> None:
+        """New tables and temp tables of later sessions in `dbname` go to `tablespace`."""
+        self.execute(
+            f'ALTER DATABASE "{dbname}" SET default_tablespace = {tablespace}; '
+            f'ALTER DATABASE "{dbname}" SET temp_tablespaces = {tablespace}',
+            dbname="postgres",
+        )
+
+    def drop_tablespace(self, name: str) -> None:
+        """Drop an (empty) tablespace; its databases must be dropped first."""
+        self.execute(f"DROP TABLESPACE IF EXISTS {name}", dbname="postgres")
+
+
+def _pg_ctl_start_argv(info: ServerInfo) -> list[str]:
+    """`pg_ctl start` for `info`'s cluster on `info.port` (loopback TCP, socket in base_dir)."""
+    options = (
+        f"-p {info.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{info.base_dir}'"
+    )
+    return [
+        _find_binary("pg_ctl"),
+        "-D",
+        info.data_dir,
+        "-l",
+        os.path.join(info.base_dir, "server.log"),
+        "-w",
+        "-t",
+        str(START_TIMEOUT_S),
+        "-o",
+        options,
+        "start",
+    ]
 
 
 def _run_as_server_user(argv: Sequence[str], timeout: float = 120) -> str:
