@@ -118,6 +118,8 @@ def pipe_to_postgres(
     assert result.returncode == 0, result.stderr[-3000:]
     states = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     return states[-1] if states else {}
+
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 

@@ -6,6 +6,7 @@ from tap_flowfinity.settings import ViewSettings
 # What every integer column declares: the range the tap enforces (bigint in every target).
 INT64 = {"minimum": -(2**63), "maximum": 2**63 - 1}
 
+
 def view_settings(**view):
     """A view's settings as a `views[]` item resolves them (tap-wide defaults from the schema)."""
     return ViewSettings.from_config({}, {"name": "v", "url": "http://x/", **view})
