@@ -48,6 +48,8 @@ from tests.e2e.run_checks import (
 from tests.e2e.source_writer import VIEW, WRITER_FOR_LONG_RUNS, Writer
 from tests.harness.meltano import REPO_ROOT, MeltanoEnv, ensure_installed, run_job, start_meltano
 
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
+
 SYNTHETIC_RECORDS = 20_000
 SEED = 20_261_129
 KILL_SHARE = 0.12

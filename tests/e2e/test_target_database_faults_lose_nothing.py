@@ -43,6 +43,8 @@ from tests.e2e.source_writer import VIEW
 from tests.harness.meltano import run_job, run_meltano
 from tests.harness.postgres import ThrowawayPostgres
 
+pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
+
 DBNAME = "target"
 LOST_CONNECTION = re.compile(
     r"connection is lost|server closed the connection|terminating connection", re.IGNORECASE
