@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.harness import postgres as harness
 from tests.harness.pg_binaries import pg_binary
 from tests.harness.postgres import PostgresError, ThrowawayPostgres
 
@@ -88,3 +90,13 @@ def test_cli_start_and_stop(tmp_path: Path) -> None:
         )
     assert not state_file.exists()
     assert not os.path.exists(info["base_dir"])
+
+
+def test_runs_as_nobody_where_there_is_no_postgres_account(monkeypatch) -> None:
+    """A machine without PostgreSQL packages has no `postgres` account: root runs it as nobody."""
+    if os.geteuid() != 0:
+        pytest.skip("only root switches to another OS user")
+    monkeypatch.setattr(harness, "PG_OS_USER", "no-such-account")
+    with ThrowawayPostgres(dbname="as_nobody") as pg:
+        assert pwd.getpwuid(os.stat(pg.base_dir).st_uid).pw_name == "nobody"
+        assert pg.query("SELECT 1") == [("1",)]
