@@ -43,7 +43,7 @@ LABELS = {
 }
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c"]
 WIDTH, HEIGHT = 330, 250  # one panel
-LEFT, RIGHT, TOP, BOTTOM = 58, 12, 34, 96  # margins inside a panel
+LEFT, RIGHT, TOP, BOTTOM = 58, 24, 34, 96  # margins inside a panel
 
 
 def _nice_max(value: float) -> float:

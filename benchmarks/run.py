@@ -418,7 +418,7 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
     when = time.strftime("%Y-%m-%d", time.gmtime())
-    caption = f"{' '.join(sys.argv[1:]) or 'default'} run of {when}; {machine()}"
+    caption = f"benchmarks/run.py {' '.join(sys.argv[1:])} on {when}; {machine()}"
     chart.write(results, caption, args.chart.with_suffix(".json"), args.chart)
     log(f"chart: {args.chart}")
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.harness import postgres as harness
 from tests.harness.pg_binaries import pg_binary
 from tests.harness.postgres import PostgresError, ThrowawayPostgres
 
@@ -111,3 +113,13 @@ def test_fault_injection_keeps_port_and_data() -> None:
         pg.start_server()
         assert pg.is_running() and pg.port == port
         assert pg.query("SELECT id FROM kept") == [("1",)]
+
+
+def test_runs_as_nobody_where_there_is_no_postgres_account(monkeypatch) -> None:
+    """A machine without PostgreSQL packages has no `postgres` account: root runs it as nobody."""
+    if os.geteuid() != 0:
+        pytest.skip("only root switches to another OS user")
+    monkeypatch.setattr(harness, "PG_OS_USER", "no-such-account")
+    with ThrowawayPostgres(dbname="as_nobody") as pg:
+        assert pwd.getpwuid(os.stat(pg.base_dir).st_uid).pw_name == "nobody"
+        assert pg.query("SELECT 1") == [("1",)]
