@@ -50,7 +50,7 @@ from benchmarks import chart  # noqa: E402
 from tests.harness.pg_binaries import pg_binary  # noqa: E402
 from tests.harness.postgres import ThrowawayPostgres  # noqa: E402
 
-BIN = REPO / ".venv" / "bin"
+BIN = Path(sys.executable).parent  # the tap, Meltano and the simulator installed next to it
 PEER_VENV = REPO / "benchmarks" / ".venv-peer"
 PEER_PACKAGE = "tap-rest-api-msdk"
 USER, PASSWORD = "integration", "bench-password"
