@@ -44,7 +44,7 @@ test: venv meltano-install
 	$(BIN)/pytest -m "not soak"
 
 # Not part of `make test`: the shipped job run 60 times back to back with writes, Flowfinity
-# faults and kills (README "Running it on a schedule"); ~10-15 minutes on 2 CPUs.
+# faults and kills (README "Guarantees"); ~9-12 minutes on 2 CPUs.
 soak: venv meltano-install
 	$(BIN)/pytest -m soak -s tests/e2e
 

@@ -16,7 +16,7 @@ import threading
 import time
 import typing as t
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import psycopg
 
@@ -96,7 +96,6 @@ class FaultRun:
     stderr: str
     fired: bool
     seconds: float
-    notes: list[str] = field(default_factory=list)
 
 
 def run_job_with_fault(

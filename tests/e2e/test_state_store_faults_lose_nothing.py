@@ -20,7 +20,6 @@ The writer keeps changing the source throughout; at the end the table equals the
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -34,7 +33,7 @@ from tests.e2e.run_checks import (
     table_exists,
 )
 from tests.e2e.source_writer import VIEW
-from tests.harness.meltano import run_job, run_meltano
+from tests.harness.meltano import run_job, run_meltano, start_meltano
 from tests.harness.postgres import ThrowawayPostgres
 
 pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
@@ -83,14 +82,17 @@ def test_state_store_unreachable_at_start(
     assert not table_exists(pipeline.postgres, pipeline.dbname), "nothing ran without a state store"
 
     # Back within Meltano's retry window (3 x 5 s): the run waits for it and completes.
-    timer = threading.Timer(4.0, store.start_server)
-    timer.start()
-    try:
-        back = run_meltano(RUN, pipeline.env, check=False)
-    finally:
-        timer.join()
-    assert back.returncode == 0, back.stderr[-3000:]
-    assert "DB connection failed. Will retry after 5s" in back.stderr
+    proc = start_meltano(RUN, pipeline.env)
+    first_lines = []
+    assert proc.stderr is not None
+    for line in proc.stderr:  # the store comes back once Meltano has found it down
+        first_lines.append(line)
+        if "DB connection failed. Will retry after 5s. Attempt 1/3" in line:
+            store.start_server()
+            break
+    _, rest = proc.communicate(timeout=300)
+    assert store.is_running(), "".join(first_lines)[-3000:]
+    assert proc.returncode == 0, rest[-3000:]
     pipeline.assert_bookmark_not_ahead()
     pipeline.finish()
 
