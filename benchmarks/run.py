@@ -48,7 +48,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.harness.postgres import ThrowawayPostgres  # noqa: E402
 
-BIN = REPO / ".venv" / "bin"
+BIN = Path(sys.executable).parent  # the tap, Meltano and the simulator installed next to it
 PEER_VENV = REPO / "benchmarks" / ".venv-peer"
 PEER_PACKAGE = "tap-rest-api-msdk"
 USER, PASSWORD = "integration", "bench-password"
