@@ -195,21 +195,22 @@ class ViewCapture:
 def capture_view(client: ViewClient, start: int | None, limit: int, *, masked: bool) -> ViewCapture:
     """Read up to `limit` records of the view as a sync would, then the answer after them.
 
-    Like a sync, each request after the first asks from one below the last id (an answer
-    may have ended inside a group of records sharing it) and keeps each (RecordID, id) once;
-    the last request asks from the last id itself.
+    Like a sync, once records have shared an id it asks from one below the last id (a cap
+    may have cut the group) and keeps each (RecordID, id) once.
     """
     capture = ViewCapture(client.view, masked)
     seen: set[tuple[t.Any, int]] = set()
-    ask, last = start, None
+    ask, last, groups = start, None, False
     while True:
         new, complete = _answer(client, ask, limit - len(capture.records), capture, seen)
+        for record in new:
+            cursor = _cursor(client, record)
+            groups = groups or cursor == last
+            last = cursor
         capture.records.extend(new)
-        if new:
-            last = _cursor(client, new[-1])
-        if not new or not complete or last is None:
+        if not new or not complete:
             break
-        ask = last - 1
+        ask = last - 1 if groups and last is not None else last
     if capture.empty_answer is None and last is not None:
         _answer(client, last, 0, capture, seen)  # one look at the answer after the last id
     # An answer that ended by itself although the next brought new records was capped.

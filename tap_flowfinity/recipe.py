@@ -47,31 +47,27 @@ class Recipe:
         The records already emitted stay emitted when a request fails and none is skipped;
         the retry budget restarts whenever an answer makes progress.
 
-        Records may share one submission id (a multi-record transaction), and an answer
-        may end (capped, or cut) inside such a group: so each request after the first asks
-        from one below the last id emitted and drops the records of that id already
-        emitted. An answer of such records only may still be a capped one, so the read
-        ends on an empty answer to a request from the last id itself. On a view with
-        unique ids this costs the last record once more per request, and one request per
-        run.
+        Records may share one submission id (a multi-record transaction). Once a view has
+        shown that, each request asks from one below the last id and drops the records of
+        that id already emitted, so an answer capped (or cut) inside a group loses none of
+        it; a view with unique ids asks from the last id, as the recipe says.
         """
         view = self.client.view
         cursor_field = view.cursor_field
         cursor = start
         budget = self.new_retry_budget()
-        # The last id emitted and the record emitted with it; once records share it, the
-        # RecordIDs emitted with it.
+        # The last id emitted and the record emitted with it; once ids repeat, the RecordIDs
+        # emitted with the last id.
         last_id: int | None = None
         last_record: dict[str, t.Any] = {}
         group: set[t.Any] | None = None
+        groups_seen = False
         emitted = 0
-        # The last answer held only records emitted before: ask from the last id itself.
-        confirm = False
         while True:
-            delivered = skipped = 0
+            delivered = 0
             count_request()  # attempts, failed ones included
             progress.request()
-            ask = cursor if last_id is None else (last_id if confirm else last_id - 1)
+            ask = last_id - 1 if groups_seen and last_id is not None else cursor
             try:
                 for record in self._answer(ask):
                     value = record[cursor_field]
@@ -79,9 +75,9 @@ class Recipe:
                         record_id = record.get("RecordID")
                         if group is None:
                             group = {last_record.get("RecordID")}
+                            groups_seen = True
                         if record_id in group:
-                            skipped += 1  # emitted before: this request asked from id - 1
-                            continue
+                            continue  # emitted before: this request asked from id - 1
                         group.add(record_id)
                     else:
                         last_id, last_record, group = value, record, None
@@ -98,11 +94,7 @@ class Recipe:
                 continue
             emitted += delivered
             if not delivered:
-                if skipped and not confirm:
-                    confirm = True  # only records emitted before: is anything after them?
-                    continue
                 break
-            confirm = False
             budget = self.new_retry_budget()
         if emitted and not self.client.state_seen:
             self.logger.warning(self.client.missing_state_warning())

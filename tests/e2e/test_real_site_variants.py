@@ -154,21 +154,3 @@ def test_a_view_without_the_state_field_is_warned_once(tmp_path):
     warnings = [line for line in result.stderr.splitlines() if "no record carried" in line]
     assert len(warnings) == 1, warnings
     assert "'Status'" in warnings[0] and "deleted records cannot be flagged" in warnings[0]
-
-
-def test_a_cap_right_after_the_first_record_of_the_first_group_loses_nothing(tmp_path):
-    """The hardest cut: no equal ids seen before it, and the answer ends on a group's first."""
-    with Simulator(
-        username=DEV_USERNAME, password=DEV_PASSWORD, demo_records=5, max_records_per_response=6
-    ) as sim:
-        group = sim.create_together("leads", [{"Company": f"Line {n}"} for n in range(3)])
-        result = run_tap(leads_config(sim), tmp_path)
-        assert result.returncode == 0, result.stderr[-2000:]
-        records = [
-            json.loads(line)["record"]
-            for line in result.stdout.splitlines()
-            if '"type":"RECORD"' in line.replace(" ", "")
-        ]
-        assert sorted(r["RecordID"] for r in records) == sorted(sim.truth("leads"))
-        assert {g["RecordID"] for g in group} <= {r["RecordID"] for r in records}
-        assert len(records) == len(sim.truth("leads")), "each record once"
