@@ -45,9 +45,9 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 import requests
 
+from tap_flowfinity.client import ViewClient
 from tap_flowfinity.cursor import parse_cursor
 from tap_flowfinity.errors import FlowfinityError
-from tap_flowfinity.viewclient import ViewClient
 
 if t.TYPE_CHECKING:
     from tap_flowfinity.settings import TapSettings, ViewSettings

@@ -24,6 +24,7 @@ from http import HTTPStatus
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
+from tap_flowfinity.client import FIX_SORT, ViewClient, state_name
 from tap_flowfinity.cursor import parse_cursor
 from tap_flowfinity.errors import (
     AccessDenied,
@@ -39,7 +40,6 @@ from tap_flowfinity.schema import infer_schema
 from tap_flowfinity.security import plain_http_warnings, redact
 from tap_flowfinity.settings import TapSettings, ViewSettings
 from tap_flowfinity.streams import ViewStream
-from tap_flowfinity.viewclient import FIX_SORT, ViewClient, state_name
 from tap_flowfinity.writer import FlowfinityWriter
 
 if t.TYPE_CHECKING:

@@ -4,7 +4,7 @@ Ask the view for the records after the last processed `lastSubmissionId`, and ke
 from the last one received until an answer brings nothing new. Flowfinity documents no page
 size, so this works the same whether a server sends the whole remainder at once (one extra,
 empty request) or caps each answer at some count. Each request goes through the view's
-client (viewclient.py); a transient failure, before the answer or in the middle of its body,
+client (client.py); a transient failure, before the answer or in the middle of its body,
 is retried from the last record emitted, within the retry budget (retries.py).
 """
 
@@ -19,9 +19,9 @@ from tap_flowfinity.retries import RETRIABLE_ERRORS, RetryBudget, describe_failu
 if t.TYPE_CHECKING:
     import requests
 
+    from tap_flowfinity.client import ViewClient
     from tap_flowfinity.progress import Progress
     from tap_flowfinity.settings import TapSettings
-    from tap_flowfinity.viewclient import ViewClient
 
 
 class Recipe:

@@ -1,6 +1,6 @@
 """One Singer stream per synchronization view: the recipe, bookmarks, overlap, soft deletes.
 
-Each view's requests go through its client (viewclient.py) in the recipe's order
+Each view's requests go through its client (client.py) in the recipe's order
 (recipe.py); this module turns the records into a Singer stream: where a run starts, the
 bookmark, typed values, new fields, and the deleted flag.
 """
@@ -19,6 +19,7 @@ from singer_sdk import metrics
 from singer_sdk.singerlib import Catalog, CatalogEntry, Schema
 from typing_extensions import override
 
+from tap_flowfinity.client import ViewClient
 from tap_flowfinity.errors import UnsortedView
 from tap_flowfinity.fastpath import FastRecordMessages
 from tap_flowfinity.fieldtypes import (
@@ -34,7 +35,6 @@ from tap_flowfinity.progress import Progress
 from tap_flowfinity.recipe import Recipe
 from tap_flowfinity.schema import DELETED_AT, infer_schema, property_for_values
 from tap_flowfinity.sdk_seam import SeamStream
-from tap_flowfinity.viewclient import ViewClient
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context

@@ -9,6 +9,7 @@ import pytest
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
+from tap_flowfinity.client import ViewClient, auth_schemes, strip_parameter
 from tap_flowfinity.errors import (
     AuthSchemeNotSupported,
     CredentialsRejected,
@@ -17,7 +18,6 @@ from tap_flowfinity.errors import (
     UnsortedView,
 )
 from tap_flowfinity.settings import ViewSettings
-from tap_flowfinity.viewclient import ViewClient, auth_schemes, strip_parameter
 
 URL = "https://site.example/Flowfinity/api/rest/v1/App/views/Sync"
 
