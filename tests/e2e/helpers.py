@@ -57,18 +57,6 @@ def sync_records_sent(simulator: t.Any, view_key: str) -> int:
     )
 
 
-# target-postgres as `meltano install` put it in .meltano/.
-TARGET_POSTGRES = (
-    Path(__file__).resolve().parents[2]
-    / ".meltano"
-    / "loaders"
-    / "target-postgres"
-    / "venv"
-    / "bin"
-    / "target-postgres"
-)
-
-
 def target_postgres_config(postgres: t.Any, dbname: str) -> dict[str, t.Any]:
     """target-postgres settings as meltano.yml's dev environment gives them."""
     env = postgres.target_env(dbname)
@@ -87,27 +75,18 @@ def target_postgres_config(postgres: t.Any, dbname: str) -> dict[str, t.Any]:
     }
 
 
-def pipe_to_postgres(
-    tap_config: dict[str, t.Any],
-    postgres: t.Any,
-    dbname: str,
-    workdir: Path,
-    state: dict[str, t.Any] | None = None,
-) -> dict[str, t.Any]:
-    """`tap-flowfinity --config c.json [--state s.json] | target-postgres`, a plain pipe
-    without --catalog; returns the last STATE the target emitted."""
-    from tests.harness.meltano import TAP, ensure_installed
+def pipe(
+    tap_config: Path, target: str, target_config: Path, state: Path | None = None
+) -> list[dict[str, t.Any]]:
+    """`tap-flowfinity --config c.json [--state s.json] | <target> --config t.json`: a plain pipe
+    without --catalog, the target as `meltano install` put it; returns the target's STATEs."""
+    from tests.harness.meltano import TAP, ensure_installed, plugin_executable
 
-    ensure_installed()
-    tap_path, target_path = workdir / "tap.json", workdir / "target.json"
-    tap_path.write_text(json.dumps(tap_config))
-    target_path.write_text(json.dumps(target_postgres_config(postgres, dbname)))
-    command = f"{TAP} --config {tap_path}"
+    ensure_installed("tap-flowfinity", target)
+    command = f"{TAP} --config {tap_config}"
     if state is not None:
-        state_path = workdir / "state.json"
-        state_path.write_text(json.dumps(state))
-        command += f" --state {state_path}"
-    command += f" | {TARGET_POSTGRES} --config {target_path}"
+        command += f" --state {state}"
+    command += f" | {plugin_executable(target)} --config {target_config}"
     result = subprocess.run(
         ["bash", "-o", "pipefail", "-c", command],
         capture_output=True,
@@ -116,7 +95,25 @@ def pipe_to_postgres(
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    states = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def pipe_to_postgres(
+    tap_config: dict[str, t.Any],
+    postgres: t.Any,
+    dbname: str,
+    workdir: Path,
+    state: dict[str, t.Any] | None = None,
+) -> dict[str, t.Any]:
+    """The plain pipe into target-postgres; returns the last STATE the target emitted."""
+    tap_path, target_path = workdir / "tap.json", workdir / "target.json"
+    tap_path.write_text(json.dumps(tap_config))
+    target_path.write_text(json.dumps(target_postgres_config(postgres, dbname)))
+    state_path = None
+    if state is not None:
+        state_path = workdir / "state.json"
+        state_path.write_text(json.dumps(state))
+    states = pipe(tap_path, "target-postgres", target_path, state_path)
     return states[-1] if states else {}
 
 

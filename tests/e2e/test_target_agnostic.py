@@ -8,33 +8,15 @@ final STATE, which resumes the next run from the bookmark.
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
-from tests.harness.meltano import REPO_ROOT, TAP, ensure_installed
+from tests.e2e.helpers import pipe
 
 pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
 
-TARGET_JSONL = REPO_ROOT / ".meltano" / "loaders" / "target-jsonl" / "venv" / "bin" / "target-jsonl"
-
-
-def pipe(tap_config, target_config, state=None):
-    state_args = f"--state {state}" if state else ""
-    command = f"{TAP} --config {tap_config} {state_args} | {TARGET_JSONL} --config {target_config}"
-    result = subprocess.run(
-        ["bash", "-o", "pipefail", "-c", command],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-
 
 def test_pipe_into_target_jsonl(simulator, tmp_path):
-    ensure_installed("tap-flowfinity", "target-jsonl")
     out = tmp_path / "out"
     out.mkdir()
     tap_config = tmp_path / "tap.json"
@@ -50,7 +32,7 @@ def test_pipe_into_target_jsonl(simulator, tmp_path):
     target_config = tmp_path / "target.json"
     target_config.write_text(json.dumps({"destination_path": str(out), "do_timestamp_file": False}))
 
-    states = pipe(tap_config, target_config)
+    states = pipe(tap_config, "target-jsonl", target_config)
 
     for key in simulator.view_keys():
         lines = (out / f"{key}.jsonl").read_text().splitlines()
@@ -68,6 +50,6 @@ def test_pipe_into_target_jsonl(simulator, tmp_path):
     state_file = tmp_path / "state.json"
     state_file.write_text(json.dumps(states[-1]))
     simulator.clear_request_log()
-    pipe(tap_config, target_config, state=state_file)
+    pipe(tap_config, "target-jsonl", target_config, state=state_file)
     leads_cursors = [c for c in simulator.cursor_requests("leads") if c is not None]
     assert leads_cursors[0] == bookmarks["leads"]["replication_key_value"] - 1000
