@@ -46,7 +46,6 @@ import msgspec
 import requests
 
 from tap_flowfinity.client import ViewClient
-from tap_flowfinity.cursor import parse_cursor
 from tap_flowfinity.errors import FlowfinityError
 
 if t.TYPE_CHECKING:
@@ -204,7 +203,7 @@ def capture_view(client: ViewClient, start: int | None, limit: int, *, masked: b
     while True:
         new, complete = _answer(client, ask, limit - len(capture.records), capture, seen)
         for record in new:
-            cursor = _cursor(client, record)
+            cursor = client.cursor_of(dict(record))
             groups = groups or cursor == last
             last = cursor
         capture.records.extend(new)
@@ -221,12 +220,6 @@ def capture_view(client: ViewClient, start: int | None, limit: int, *, masked: b
     }
     capture.cap = caps.pop() if len(caps) == 1 else None
     return capture
-
-
-def _cursor(client: ViewClient, record: dict[str, t.Any]) -> int:
-    copy = dict(record)
-    client.adopt_keys(copy)
-    return parse_cursor(copy, client.view)
 
 
 def _answer(
@@ -252,7 +245,7 @@ def _answer(
     try:
         for record in iterator:
             read += 1
-            pair = (record.get("RecordID"), _cursor(client, record))
+            pair = (record.get("RecordID"), client.cursor_of(dict(record)))
             if pair in seen:
                 continue
             if len(records) >= limit:
