@@ -67,18 +67,26 @@ def visit_fields(rng: random.Random) -> t.Callable[[int], dict[str, t.Any]]:
 
 
 def load_demo(
-    store: Store, records_per_app: int = 25, seed: int = 1, records_per_submission: int = 1
+    store: Store,
+    records_per_app: int = 25,
+    seed: int = 1,
+    records_per_submission: int = 1,
+    extra_apps: int = 0,
 ) -> None:
     """Create both demo apps with interleaved submissions, as on a site where both are in use.
 
     With `records_per_submission` above 1, records are created in transactions of that many,
-    each sharing one submission id.
+    each sharing one submission id. `extra_apps` adds that many more Lead Registration-like
+    apps (`app03`, `app04`, ...), for a site with many views.
     """
     rng = random.Random(seed)
     store.add_app(App("leads", "LeadRegistration", "LeadsSync", fields=lead_fields(rng)))
     store.add_app(App("visits", "ServiceVisit", "VisitsSync", fields=visit_fields(rng)))
+    for number in range(3, 3 + extra_apps):
+        name = f"App{number:02d}"
+        store.add_app(App(f"app{number:02d}", name, f"{name}Sync", fields=lead_fields(rng)))
     for first in range(0, records_per_app, records_per_submission):
-        for view_key in ("leads", "visits"):
+        for view_key in list(store.apps):
             store.advance_counter(rng.randint(20, 200))  # submissions in apps not synced here
             if records_per_submission == 1:
                 store.create(view_key)

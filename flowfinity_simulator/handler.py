@@ -17,7 +17,7 @@ import sys
 import time
 import typing as t
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from flowfinity_simulator.faults import Fault
 
@@ -388,7 +388,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _control(self, method: str, path: str, raw: bytes = b"") -> None:
         sim = self.simulator
-        parts = [p for p in path.split("/") if p][1:]
+        parts = [unquote(p) for p in path.split("/") if p][1:]
         try:
             body = json.loads(raw) if raw.strip() else None
             status, payload = 200, self._control_call(sim, method, parts, body)
@@ -408,6 +408,8 @@ class Handler(BaseHTTPRequestHandler):
                 return sim.info()
             case "GET", ["truth", view]:
                 return sim.truth(view)
+            case "GET", ["gone", view]:
+                return sim.gone(view)
             case "GET", ["requests"]:
                 return sim.requests
             case "DELETE", ["requests"]:
@@ -437,11 +439,18 @@ class Handler(BaseHTTPRequestHandler):
                 return sim.restore(view, record_id)
             case "POST", ["views", view, "records", record_id, "state"]:
                 return sim.set_state(view, record_id, str(fields["State"]))
+            case "POST", ["views", view, "records", record_id, "purge"]:
+                return sim.purge(view, record_id)
+            case "POST", ["views", view, "records", record_id, "leave"]:
+                return sim.leave(view, record_id, fields)
+            case "POST", ["views", view, "records", record_id, "enter"]:
+                return sim.enter(view, record_id, fields)
             case "POST", ["views", view, "holds"]:
                 fields = dict(fields)
                 record_id = fields.pop("RecordID", None)
                 reads = fields.pop("_reads", None)
-                return sim.hold(view, fields, record_id=record_id, reads=reads).to_json()
+                ids = fields.pop("_ids", None)
+                return sim.hold(view, fields, record_id=record_id, reads=reads, ids=ids).to_json()
             case "GET", ["variants"]:
                 return sim.variants.to_json()
             case "POST", ["variants"]:

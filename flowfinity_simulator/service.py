@@ -7,33 +7,54 @@ of flat records written to the socket as it is rendered. Unknown query parameter
 
 Operations: POST `<app>/operations/<Create|Update|Delete|Restore|Transition>` with a JSON
 object holding `RecordID` (null to create, required otherwise), `ExternalTransactionId` and
-field values (`State` for Transition); the answer is the resulting record. A repeated
+field values (`State` for Transition); the answer is the resulting record (for a Delete that
+purges, see the delete_operation variant, the record as it was removed). A repeated
 ExternalTransactionId is answered 200 with the first result and changes nothing.
 
 Control API (no auth: loopback tooling for tests and the demo; JSON in, JSON out):
 - GET  /_sim/info                                   base URL, view and operation URLs
 - POST /_sim/reset                                  demo data, counter, faults and log anew
-- GET  /_sim/truth/<view>                           every visible record, latest version, by id
+- GET  /_sim/truth/<view>                           every record the view shows now, latest
+                                                    version, by id
+- GET  /_sim/gone/<view>                            the RecordIDs the view no longer shows
+                                                    (purged, or out of its filter), sorted
 - GET  /_sim/requests, DELETE /_sim/requests        the request log
 - GET  /_sim/faults, POST /_sim/faults (one object or a list), DELETE /_sim/faults  (faults.py)
 - POST /_sim/advance                                {"by": n}: other apps' submissions
 - POST /_sim/views/<view>/records                   create (body: fields)
 - POST /_sim/views/<view>/records/<id>              update (body: fields)
-- POST /_sim/views/<view>/records/<id>/delete       transition to Deleted (…/restore: to Open)
+- POST /_sim/views/<view>/records/<id>/delete       a user's delete: transition to Deleted, or
+                                                    a purge with the variant delete_operation
+                                                    "purge" (…/restore: to Open)
 - POST /_sim/views/<view>/records/<id>/state        {"State": name}
+- POST /_sim/views/<view>/records/<id>/purge        remove physically: never in the view again,
+                                                    takes no id; answers the record as it was
+- POST /_sim/views/<view>/records/<id>/leave        an update (body: optional fields) that moves
+                                                    the record out of the view's filter: it takes
+                                                    an id, but the view no longer shows the record
+                                                    (nor later updates of it) until …/enter, an
+                                                    update that brings it back with a new id
 - POST /_sim/views/<view>/holds                     a held submission (body: fields, optional
                                                     "RecordID" to hold an update, "_reads": n to
-                                                    release after n view reads) -> {"hold": h, ...}
+                                                    release after n view reads, "_ids": n to
+                                                    release once the site-wide counter is n past
+                                                    the hold's own id; whichever comes first)
+                                                    -> {"hold": h, "reads_left", "ids_left", ...}
 - GET  /_sim/holds, POST /_sim/holds/<h>/release    pending held submissions; release one
 - GET  /_sim/variants, POST /_sim/variants          how the site differs (variants.py); POST
                                                     switches the keys given
 - POST /_sim/views/<view>/transaction               {"records": [fields, ...]}: created
                                                     together, sharing one submission id
 
+Unknown views and records (a purged one included) are a 404 with {"error": ...}; a leave of a
+record already outside, an enter of one not outside, and a bad body are a 400. The same calls
+are `Simulator` methods (purge, leave, enter, gone, hold(..., ids=n)), and purge, leave, enter
+and gone are `flowfinity-simulator` subcommands for a running simulator (cli.py).
+
 Variants (variants.py) switch the points Flowfinity's documentation leaves open: key casing,
 equal submission ids, the empty answer, a byte-order mark, strict query parameters, the auth
-scheme and the HTTP method. Replay mode (replay.py) serves a capture of a real site's views
-instead of the demo apps.
+scheme, the HTTP method, and whether the Delete operation purges. Replay mode (replay.py)
+serves a capture of a real site's views instead of the demo apps.
 """
 
 from __future__ import annotations
@@ -75,6 +96,7 @@ class Simulator:
         host: str = "127.0.0.1",
         port: int = 0,
         demo_records: int = 25,
+        extra_apps: int = 0,
         seed: int = 1,
         synthetic: int = 0,
         max_records_per_response: int = 0,
@@ -94,6 +116,7 @@ class Simulator:
         self.host = host
         self.port = port
         self.demo_records = demo_records
+        self.extra_apps = extra_apps
         self.seed = seed
         self.synthetic = synthetic
         self.cursor_parameter = cursor_parameter
@@ -116,6 +139,7 @@ class Simulator:
         load_demo(
             store,
             records_per_app=self.demo_records,
+            extra_apps=self.extra_apps,
             seed=self.seed,
             records_per_submission=self.variants.records_per_submission,
         )
@@ -215,9 +239,28 @@ class Simulator:
         return self._visible(self.store.set_state(view_key, record_id, state, hold=hold))
 
     def delete(self, view_key: str, record_id: str) -> Record:
+        """A user's delete: the Deleted state, or a purge where the site's Delete purges.
+
+        The switch is the site's (`variants.delete_operation`), a replayed view's included: a
+        capture cannot tell how its site deletes.
+        """
+        if self.variants.delete_operation == "purge":
+            return self.purge(view_key, record_id)
         return self._visible(
             self.store.delete(view_key, record_id, hold=self._hold_policy(view_key))
         )
+
+    def purge(self, view_key: str, record_id: str) -> Record:
+        """Remove a record physically; the answer is the record as it was last."""
+        return self.store.purge(view_key, record_id)
+
+    def leave(self, view_key: str, record_id: str, fields: Record | None = None) -> Record:
+        """An update that moves the record out of the view's filter (it takes an id)."""
+        return self.store.leave(view_key, record_id, fields)
+
+    def enter(self, view_key: str, record_id: str, fields: Record | None = None) -> Record:
+        """An update that brings the record back into the view, with a new id."""
+        return self.store.enter(view_key, record_id, fields)
 
     def restore(self, view_key: str, record_id: str) -> Record:
         hold = self._hold_policy(view_key)
@@ -235,16 +278,20 @@ class Simulator:
         *,
         record_id: str | None = None,
         reads: int | None = None,
+        ids: int | None = None,
     ) -> Held:
         """Start a slow submission: its id is taken now, it is visible after `.release()`.
 
         A create, or an update of `record_id`; `reads` releases it by itself after that many
-        view reads of the app. Use as a context manager to release on exit.
+        view reads of the app, `ids` once the site-wide counter has moved that many ids past
+        its own (whichever comes first). Use as a context manager to release on exit.
         """
         hold: bool | int = True if reads is None else reads
         if record_id is None:
-            return t.cast(Held, self.store.create(view_key, fields, hold=hold))
-        return t.cast(Held, self.store.update(view_key, record_id, fields or {}, hold=hold))
+            return t.cast(Held, self.store.create(view_key, fields, hold=hold, ids=ids))
+        return t.cast(
+            Held, self.store.update(view_key, record_id, fields or {}, hold=hold, ids=ids)
+        )
 
     def late_visible(
         self, view: str | None = None, every: int = 1, reads: int = 1, times: int | None = None
@@ -262,7 +309,12 @@ class Simulator:
         return self.store.counter
 
     def truth(self, view_key: str) -> dict[str, Record]:
+        """Every record the view shows now, at its latest version, by RecordID."""
         return self.store.truth(view_key)
+
+    def gone(self, view_key: str) -> list[str]:
+        """The RecordIDs the view no longer shows (purged, or out of its filter), sorted."""
+        return self.store.gone(view_key)
 
     # Request log
 
@@ -332,7 +384,7 @@ class Simulator:
         written since are served after it, their ids being larger. `order` (an `unsorted`
         fault) disorders the records before the cap applies, as a mis-sorted view would.
         """
-        written, synthetic = self.store.read_view(view_key)
+        written, synthetic, hidden = self.store.read_view(view_key)
         newer = [r for r in written if after is None or int(r["lastSubmissionId"]) > after]
         descending = order == "descending"
         if descending:
@@ -343,7 +395,7 @@ class Simulator:
         dumps = _dumps_exact if self.store.app(view_key).exact_numbers else _dumps
         rows: t.Iterator[str] = (dumps(r) for r in newer)
         if synthetic is not None:
-            skip = {i for r in written if (i := synthetic.index_of(r["RecordID"])) is not None}
+            skip = {i for r in hidden if (i := synthetic.index_of(r)) is not None}
             history = synthetic.render_from(after, skip, reverse=descending)
             if variants.renames_keys:
                 history = map(variants.rename_text, history)

@@ -23,6 +23,10 @@ as `flowfinity-simulator` flags.
 - content_type: the Content-Type of a view's JSON answer.
 - framing: how a view answer is delimited ("auto": the simulator's --framing).
 - headers: extra response headers of a view answer (a replayed capture's, say).
+- delete_operation: what the Delete operation (and the control API's delete) does: "state"
+  (a transition to the state Deleted: the record stays in the view, flagged) or "purge" (the
+  record is removed physically and never shows again, as on a site where Delete really
+  deletes; the change feed carries no trace of it).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ DEFAULT_STATE_KEY = "State"
 EMPTY_ANSWERS = frozenset({"array", "no_content", "empty", "null"})
 METHODS = frozenset({"GET", "POST"})
 FRAMINGS = frozenset({"auto", "length", "chunked", "close"})
+DELETE_OPERATIONS = frozenset({"state", "purge"})
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class Variants:
     content_type: str = "application/json; charset=utf-8"
     framing: str = "auto"
     headers: dict[str, str] = field(default_factory=dict)
+    delete_operation: str = "state"
 
     def __post_init__(self) -> None:
         if self.empty_answer not in EMPTY_ANSWERS:
@@ -62,6 +68,11 @@ class Variants:
             raise ValueError(f"method must be one of {sorted(METHODS)}, not {self.method!r}")
         if self.framing not in FRAMINGS:
             raise ValueError(f"framing must be one of {sorted(FRAMINGS)}, not {self.framing!r}")
+        if self.delete_operation not in DELETE_OPERATIONS:
+            raise ValueError(
+                f"delete_operation must be one of {sorted(DELETE_OPERATIONS)}, "
+                f"not {self.delete_operation!r}"
+            )
         if self.records_per_submission < 1:
             raise ValueError("records_per_submission must be at least 1")
         if not self.cursor_key or not self.state_key or not self.auth_scheme.strip():

@@ -2,7 +2,8 @@
 
     python scripts/hub_definition.py
 
-tests/test_operator_polish.py fails when the file and meltano.yml's settings differ.
+tests/project/test_settings_listings_follow_the_tap.py fails when the file and meltano.yml's
+settings differ.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 HUB_FILE = REPO_ROOT / "plugins" / "extractors" / "tap-flowfinity--flowfinity.yml"
 HEADER = """\
 # Meltano Hub plugin definition (hub.meltano.com format) for tap-flowfinity.
-# Generated from meltano.yml by scripts/hub_definition.py; tests/test_operator_polish.py keeps it,
-# meltano.yml and the tap's settings in sync. repo / pip_url / docs: set them on publishing.
+# Generated from meltano.yml by scripts/hub_definition.py;
+# tests/project/test_settings_listings_follow_the_tap.py keeps it, meltano.yml and the tap's
+# settings in sync. repo / pip_url / docs: set them on publishing.
 """
 
 

@@ -350,7 +350,10 @@ class ViewClient:
 
     def is_deleted(self, record: t.Mapping[str, t.Any]) -> bool:
         """Whether the record's workflow state is one of `deleted_states`."""
-        return state_name(record.get(self.view.state_field)) in self.view.deleted_states
+        value = record.get(self.view.state_field)
+        if type(value) is str:  # the common case, without a call
+            return value in self.view.deleted_states
+        return state_name(value) in self.view.deleted_states
 
     def _not_filtering(self, value: int, after: int) -> FlowfinityError:
         name = self.view.cursor_field

@@ -20,6 +20,11 @@ def parse_cursor(record: dict[str, t.Any], view: ViewSettings) -> int:
     """Replace the record's cursor with its exact integer value, and return it."""
     field = view.cursor_field
     raw = record.get(field)
+    # How Flowfinity sends it, first and without a call: digits that fit 64 bits (19 digits
+    # always do; "0"*25 + "1" takes the general way).
+    if type(raw) is str and len(raw) < 19 and raw.isdigit() and raw.isascii():
+        record[field] = cursor = int(raw)
+        return cursor
     value = _as_int(raw)
     if value is None or not 0 <= value <= _MAX_CURSOR:
         record_id = record.get("RecordID", "unknown")

@@ -39,11 +39,6 @@ from tap_flowfinity.retries import network_problem, tls_error
 from tap_flowfinity.schema import infer_schema
 from tap_flowfinity.security import plain_http_warnings, redact
 from tap_flowfinity.settings import TapSettings, ViewSettings
-from tap_flowfinity.streams import ViewStream
-from tap_flowfinity.writer import FlowfinityWriter
-
-if t.TYPE_CHECKING:
-    from tap_flowfinity.tap import TapFlowfinity
 
 DOCTOR_SAMPLE_SIZE = 200
 FILTER_PROBE_SIZE = 20
@@ -357,18 +352,45 @@ def _keys(record: t.Mapping[str, t.Any], limit: int = 12) -> str:
     return keys + (f" and {len(record) - limit} more" if len(record) > limit else "")
 
 
-def run_doctor(tap: TapFlowfinity, views: list[ViewSettings], out: t.TextIO = sys.stderr) -> bool:
-    """Check every view, print one line per check and a verdict; True when nothing failed.
+@dataclass(frozen=True)
+class DoctorReport:
+    """The verdict, and each sampled view's records for the test RECORDs a pass writes."""
 
-    On success each view's SCHEMA and first record go to stdout, as the SDK's `--test` sends
-    one record per stream (and so whatever waits for a RECORD sees the test pass).
+    passed: bool
+    samples: tuple[tuple[ViewSettings, list[dict[str, t.Any]]], ...] = ()
+
+    def catalog(self) -> dict[str, t.Any]:
+        """The sampled views as discovery would write them, schemas inferred from the samples.
+
+        A tap given this catalog reads no view again to set up its streams.
+        """
+        return {
+            "streams": [
+                _catalog_entry(view, infer_schema(view, records)) for view, records in self.samples
+            ]
+        }
+
+
+def run_doctor(
+    settings: TapSettings,
+    views: t.Sequence[ViewSettings],
+    *,
+    notes: t.Sequence[str] = (),
+    logger: logging.Logger = LOGGER,
+    out: t.TextIO = sys.stderr,
+) -> DoctorReport:
+    """Check every view, print one line per check and a verdict.
+
+    `notes` are warnings about the settings themselves (an unknown key), printed first as
+    WARN lines: the doctor is where a user checks a new configuration. The tap writes the
+    report's samples as the test RECORDs (the doctor knows views, not Singer streams).
     """
     checks: list[Check] = []
     doctors = []
-    for warning in plain_http_warnings(views):
+    for warning in [*notes, *plain_http_warnings(views)]:
         print(f"WARN {warning}", file=out, flush=True)
     for view in views:
-        doctor = ViewDoctor(tap.settings, view, logger=tap.logger)
+        doctor = ViewDoctor(settings, view, logger=logger)
         url_warning = doctor.client.url_warning()
         if url_warning:
             print(f"WARN {url_warning}", file=out, flush=True)
@@ -386,7 +408,7 @@ def run_doctor(tap: TapFlowfinity, views: list[ViewSettings], out: t.TextIO = sy
             file=out,
             flush=True,
         )
-        return False
+        return DoctorReport(passed=False)
     note = f", {len(warned)} warnings" if warned else ""
     print(
         f"tap-flowfinity: view doctor: all {len(checks)} checks of {len(views)} "
@@ -394,31 +416,8 @@ def run_doctor(tap: TapFlowfinity, views: list[ViewSettings], out: t.TextIO = sy
         file=out,
         flush=True,
     )
-    _emit_test_records(tap, doctors)
-    return True
-
-
-def _emit_test_records(tap: TapFlowfinity, doctors: list[ViewDoctor]) -> None:
-    """Each sampled view's SCHEMA and first record, written the way a sync writes them.
-
-    A tap built on a catalog of the sampled schemas (so no view is read again) sets up its
-    streams and stream maps as for a sync; each record then goes through the stream's own
-    typing and the SDK's writer path, stream maps applied.
-    """
-    sampled = [doctor for doctor in doctors if doctor.sample]
-    if not sampled:
-        return
-    catalog = {"streams": [_catalog_entry(d.view, infer_schema(d.view, d.sample)) for d in sampled]}
-    writer_tap = type(tap)(config=dict(tap.config), catalog=catalog, validate_config=False)
-    for doctor in sampled:
-        stream = writer_tap.streams[doctor.view.name]
-        assert isinstance(stream, ViewStream)
-        record = stream.post_process(dict(doctor.sample[0])) or {}
-        stream.write_schema_message()
-        stream.write_record_messages_the_sdks_way(record)
-    writer = writer_tap.message_writer
-    if isinstance(writer, FlowfinityWriter):
-        writer.flush()
+    samples = tuple((doctor.view, doctor.sample) for doctor in doctors if doctor.sample)
+    return DoctorReport(passed=True, samples=samples)
 
 
 def _catalog_entry(view: ViewSettings, schema: dict[str, t.Any]) -> dict[str, t.Any]:

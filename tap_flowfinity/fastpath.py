@@ -13,7 +13,7 @@ For records parsed from JSON both walks are no-ops whenever
   array items are assumed to be (parsing.py and fieldtypes.py produce nothing else).
 
 `FastRecordMessages` checks exactly that (the schema part once per schema, the record part
-with two C-level set operations) and otherwise hands the record to the SDK unchanged, so the
+with at most two C-level set operations) and otherwise hands the record to the SDK unchanged, so the
 output is the SDK's in every case. With the default stream map it hands the record itself to
 the writer (writer.py), with no message object in between.
 """
@@ -61,36 +61,44 @@ def _needs_conformance(property_schema: dict[str, t.Any]) -> bool:
 class FastRecordMessages(SeamStream):
     """A stream that skips the SDK's per-record selection and conformance when they are no-ops.
 
-    The schema-level check is cached per properties identity and count, so a schema that
-    gains a field or is replaced is checked again. Not noticed: a property schema changed in
-    place (replace it instead), and a selection mask or stream maps changed without the
-    properties changing (the SDK sets both up before a sync; ViewStream rebuilds them only
-    when it adds properties). `fast_path = False` turns it off (the output is the same).
+    Whether they are is decided once per stream, at its first record, and again whenever
+    the schema's properties gain a field, a SCHEMA message goes out or the stream maps are
+    rebuilt (`_add_properties` in streams.py does all three). Not noticed: a property schema
+    changed in place, or the properties, selection mask or stream maps replaced without a
+    SCHEMA message (the SDK sets them all up before a sync). `fast_path = False` turns it off
+    (the output is the same).
     """
 
     fast_path: t.ClassVar[bool] = True
-    _fast_key: tuple[int, int] | None = None
+    # The properties the fast path was decided for, and their count then (None: undecided).
+    _fast_properties: dict[str, t.Any] | None = None
+    _fast_count: int = -1
     # Selection and conformance cannot change a JSON record under the current schema.
     _fast_ok: bool = False
-    # The stream name of the only stream map when it passes records through as they are.
-    _direct_alias: str | None = None
+    # The writer and stream name when the only stream map passes records through as they
+    # are and the writer can take a record without a message object.
+    _direct: tuple[FlowfinityWriter, str] | None = None
     # True for a stream whose records hold JSON-native values by construction, so only
     # their keys are checked per record.
     records_are_json_native: t.ClassVar[bool] = False
+    # True for a stream whose records never hold a key its schema lacks (it adds a field to
+    # the schema before a record carries it), so not even their keys are checked.
+    records_fit_schema: t.ClassVar[bool] = False
 
     def _fast_path_applies(self, record: dict[str, t.Any]) -> bool:
-        properties = self.effective_schema["properties"]
-        if (id(properties), len(properties)) != self._fast_key:
-            self._compile_fast_path(properties)
+        properties = self._fast_properties
+        if properties is None or len(properties) != self._fast_count:
+            properties = self._compile_fast_path()
         return (
             self._fast_ok
-            and record.keys() <= properties.keys()
+            and (self.records_fit_schema or record.keys() <= properties.keys())
             and (
                 self.records_are_json_native or set(map(type, record.values())) <= JSON_NATIVE_TYPES
             )
         )
 
-    def _compile_fast_path(self, properties: dict[str, t.Any]) -> None:
+    def _compile_fast_path(self) -> dict[str, t.Any]:
+        properties: dict[str, t.Any] = self.effective_schema["properties"]
         maps = self.stream_maps
         self._fast_ok = (
             self.fast_path
@@ -102,8 +110,28 @@ class FastRecordMessages(SeamStream):
             and type(maps[0]) is SameRecordTransform
             and not maps[0].flattening_enabled
         )
-        self._direct_alias = maps[0].stream_alias if identity else None
-        self._fast_key = (id(properties), len(properties))
+        writer = self.tap.message_writer
+        self._direct = None
+        if identity and isinstance(writer, FlowfinityWriter):
+            self._direct = (writer, maps[0].stream_alias)
+        self._fast_properties, self._fast_count = properties, len(properties)
+        return properties
+
+    def forget_fast_path(self) -> None:
+        """Decide again at the next record whether the fast path applies."""
+        self._fast_properties = None
+
+    @override
+    def write_schema_message(self) -> None:
+        """A SCHEMA going out mid-stream means a changed schema: the fast path is decided again."""
+        self.forget_fast_path()
+        super().write_schema_message()
+
+    @override
+    def forget_stream_maps(self) -> None:
+        """New stream maps: the fast path is decided again."""
+        self.forget_fast_path()
+        super().forget_stream_maps()
 
     @override
     def after_sync_records(self) -> None:
@@ -122,9 +150,9 @@ class FastRecordMessages(SeamStream):
         if not self._fast_path_applies(record):
             self.write_record_messages_the_sdks_way(record)
             return
-        writer = self.tap.message_writer
-        if self._direct_alias is not None and isinstance(writer, FlowfinityWriter):
-            writer.write_record(self._direct_alias, record, self.record_version)
+        direct = self._direct
+        if direct is not None:
+            direct[0].write_record(direct[1], record, self.record_version)
         else:
             for stream_map in self.stream_maps:
                 mapped = stream_map.transform(record)

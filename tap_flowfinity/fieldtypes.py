@@ -390,8 +390,66 @@ class Misfit:
     kind: str
 
 
-def _all_text(values: list[t.Any]) -> bool:
-    return set(map(type, values)) <= _TEXT_ONLY
+# What a column does with one value (not null), per kind: the converted value, or
+# TypeMismatch. `_text_handler` and `_typed_handlers` build them once per schema, for the
+# view's settings, with the common cases (text, a choice, a date-time) first and inline.
+Handler = t.Callable[[t.Any], t.Any]
+
+
+def _text_handler(flatten: bool) -> Handler:
+    """A text column's handler of a value that is not text (text stays as it is)."""
+    if not flatten:
+        return lambda value: to_text(value, flatten=False)
+
+    def text(value: t.Any) -> t.Any:
+        if type(value) is dict and len(value) == 1:  # a single choice, the common case
+            chosen = value.get(SELECTION, value)
+            if type(chosen) is str:
+                return chosen
+        return to_text(value, flatten=True)
+
+    return text
+
+
+def _date_time_of_text(zone: tzinfo | None) -> Handler:
+    """`Converter(DATE_TIME, zone=zone).convert` for text, with no call in the common case."""
+    pattern, parse, utc = _DATE_TIME_TEXT.fullmatch, datetime.fromisoformat, timezone.utc
+
+    def date_time(value: str) -> str | None:
+        text = value.strip()
+        if not text:
+            return None
+        if pattern(text) is None:
+            raise TypeMismatch(DATE_TIME)
+        try:
+            parsed = parse(text.replace(",", ".") if "," in text else text)
+        except ValueError:
+            raise TypeMismatch(DATE_TIME) from None
+        if parsed.tzinfo is None:
+            if zone is None:
+                return value
+            parsed = parsed.replace(tzinfo=zone)
+        return parsed.astimezone(utc).isoformat()
+
+    return date_time
+
+
+def _typed_handlers(converter: Converter) -> tuple[Handler, Handler]:
+    """A typed column's handlers: of a value that is not text, and of text."""
+    convert = converter.convert
+    if converter.kind == DATE_TIME:
+        return convert, _date_time_of_text(converter.zone)
+    if converter.kind == CHOICES and converter.flatten:
+
+        def choices(value: t.Any) -> t.Any:
+            if type(value) is dict and len(value) == 1:  # a multiple choice, the common case
+                chosen = value.get(SELECTION, value)
+                if type(chosen) is list and set(map(type, chosen)) <= _TEXT_ONLY:
+                    return chosen
+            return convert(value)
+
+        return choices, convert
+    return convert, convert
 
 
 _TEXT_ONLY = frozenset({str})
@@ -400,9 +458,12 @@ _TEXT_ONLY = frozenset({str})
 class RecordTyper:
     """Converts a record's values in place to the kinds of a stream's schema.
 
-    The per-field converters are compiled once per schema (keyed by the properties object
-    and its size, so a schema that gains a field is compiled again), and a text field
-    holding a string, the common case, costs one dictionary lookup.
+    What each column does is decided once per schema (keyed by the properties object and
+    its size, so a schema that gains a field is compiled again), not per value: a record
+    costs one pass over its values that are not text (choices, numbers) and one over the
+    typed columns holding text; text in a text column, the most common value, costs nothing.
+    The per-value rules are `Converter.convert`'s (tests/unit/test_fieldtypes.py compares
+    them over random records).
     """
 
     def __init__(self, *, flatten: bool, zone: tzinfo | None, skip: t.AbstractSet[str]) -> None:
@@ -410,21 +471,31 @@ class RecordTyper:
         self.zone = zone
         self.skip = frozenset(skip)
         self._key: tuple[int, int] | None = None
-        self._converters: dict[str, Converter | None] = {}
-        self._typed: tuple[str, ...] = ()
+        # Column -> its handler of a value that is not text (every converted column).
+        self._others: dict[str, Handler] = {}
+        # The typed columns (not text nor JSON) and their handlers of text, in the schema's
+        # order.
+        self._texts: tuple[tuple[str, Handler], ...] = ()
         self._raw_columns: tuple[str, ...] = ()
 
     def _compile(self, properties: t.Mapping[str, t.Any]) -> None:
-        converters: dict[str, Converter | None] = {}
+        others: dict[str, Handler] = {}
+        texts: list[tuple[str, Handler]] = []
+        text = _text_handler(self.flatten)
         for name, schema in properties.items():
             if name in self.skip or not isinstance(schema, dict):
                 continue
             kind = kind_of(schema)
             if kind == JSON and not self.flatten:
                 continue  # kept exactly as sent
-            converters[name] = None if kind == STRING else Converter(kind, self.flatten, self.zone)
-        self._converters = converters
-        self._typed = tuple(name for name, c in converters.items() if c is not None)
+            if kind == STRING:
+                others[name] = text
+                continue
+            others[name], of_text = _typed_handlers(Converter(kind, self.flatten, self.zone))
+            if kind != JSON:  # text stays as sent in a JSON column
+                texts.append((name, of_text))
+        self._others = others
+        self._texts = tuple(texts)
         self._raw_columns = tuple(
             name
             for name in properties
@@ -433,39 +504,30 @@ class RecordTyper:
         self._key = (id(properties), len(properties))
 
     def convert(self, row: dict[str, t.Any], properties: t.Mapping[str, t.Any]) -> list[Misfit]:
-        """Convert `row` in place; return the values that did not fit (their field untouched)."""
+        """Convert `row` in place; return the values that did not fit (their field untouched).
+
+        The misfits come in the record's order for values that are not text, then in the
+        schema's order for text in typed columns.
+        """
         if self._key != (id(properties), len(properties)):
             self._compile(properties)
-        converters = self._converters
-        typed = self._typed
-        flatten = self.flatten
+        others = self._others
         misfits: list[Misfit] = []
-        # Most values are text in a text column and need nothing: one comprehension finds
-        # the others (a choice object, a number, null), then the typed columns holding text.
-        pending = [name for name, value in row.items() if type(value) is not str]
-        pending += [name for name in typed if type(row.get(name)) is str]
-        for name in pending:
-            if name not in converters:
-                continue
+        # Both found before either converts: a value converted to text is not converted again.
+        texts = [(name, of_text) for name, of_text in self._texts if type(row.get(name)) is str]
+        for name in [name for name, value in row.items() if type(value) is not str]:
+            handler = others.get(name)
+            if handler is not None:
+                value = row[name]
+                if value is not None:
+                    try:
+                        row[name] = handler(value)
+                    except TypeMismatch as exc:
+                        misfits.append(Misfit(name, value, exc.kind))
+        for name, of_text in texts:
             value = row[name]
-            if value is None:
-                continue
-            converter = converters[name]
-            kind = STRING if converter is None else converter.kind
-            # The common shapes first, without calls: a single and a multiple choice.
-            if flatten and type(value) is dict and len(value) == 1:
-                chosen = value.get(SELECTION, value)
-                if type(chosen) is str and kind == STRING:
-                    row[name] = chosen
-                    continue
-                if type(chosen) is list and kind == CHOICES and _all_text(chosen):
-                    row[name] = chosen
-                    continue
-            if converter is None:
-                row[name] = to_text(value, flatten=flatten)
-                continue
             try:
-                row[name] = converter.convert(value)
+                row[name] = of_text(value)
             except TypeMismatch as exc:
                 misfits.append(Misfit(name, value, exc.kind))
         return misfits

@@ -26,9 +26,12 @@ class Progress:
         start: int | None,
         interval: float,
         clock: t.Callable[[], float] = time.monotonic,
+        mode: str | None = None,
     ) -> None:
         self.logger = logger
         self.view = view
+        self.mode = mode  # e.g. "reconciling": named in every line
+        self.outcome_note = ""  # appended to the summary (e.g. how many records the view holds)
         self.cursor_field = cursor_field
         self.start = start
         self.cursor = start
@@ -73,7 +76,7 @@ class Progress:
         """The progress line: view, records so far, bookmark, rate, requests, retries."""
         elapsed = (self.clock() if now is None else now) - self.started
         return (
-            f"view {self.view!r}: {self.records} records so far, {self._bookmark()}, "
+            f"view {self.view!r}{self._mode()}: {self.records} records so far, {self._bookmark()}, "
             f"{self._rate(elapsed)} records/s, {self.requests} requests, "
             f"{self.retries} retries, {elapsed:.1f}s"
         )
@@ -81,11 +84,15 @@ class Progress:
     def summary(self, outcome: str = "done") -> str:
         """The end-of-stream line."""
         elapsed = self.clock() - self.started
+        note = f"; {self.outcome_note}" if self.outcome_note else ""
         return (
-            f"view {self.view!r} {outcome}: {self.records} records in {elapsed:.1f}s "
-            f"({self._rate(elapsed)} records/s), {self._bookmark()}, "
-            f"{self.requests} requests, {self.retries} retries"
+            f"view {self.view!r}{self._mode()} {outcome}: {self.records} records in "
+            f"{elapsed:.1f}s ({self._rate(elapsed)} records/s), {self._bookmark()}, "
+            f"{self.requests} requests, {self.retries} retries{note}"
         )
+
+    def _mode(self) -> str:
+        return f" ({self.mode})" if self.mode else ""
 
     def _bookmark(self) -> str:
         if self.cursor is None:

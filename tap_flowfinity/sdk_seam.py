@@ -71,7 +71,13 @@ PRIVATE_TOUCH_POINTS: tuple[TouchPoint, ...] = (
     ),
     TouchPoint(_STREAM, "_write_schema_message", "call", "(self) -> 'None'"),
     TouchPoint(_STREAM, "_stream_maps", "write", ""),
-    TouchPoint(_STREAM, "_stream_version", "read", ""),
+    TouchPoint(_STREAM, "_stream_version", "write", ""),
+    TouchPoint(
+        _STREAM,
+        "_write_activate_version_message",
+        "call",
+        "(self, full_table_version: 'int') -> 'None'",
+    ),
     TouchPoint(
         "singer_sdk.helpers._typing",
         "_is_exclusive_boolean_type",
@@ -204,12 +210,30 @@ class SeamStream(RESTStream[int]):
 
     @property
     def record_version(self) -> int | None:
-        """The RECORD messages' `version` (set only for a FULL_TABLE sync's ACTIVATE_VERSION).
+        """The RECORD messages' `version` (None: records carry none).
 
-        Why private: the SDK exposes it only as `_stream_version`, and the fast path must
+        Why private: the SDK keeps it only as `_stream_version`, and the fast path must
         write the same RECORD the SDK would.
         """
         return self._stream_version
+
+    @record_version.setter
+    def record_version(self, version: int | None) -> None:
+        """Make the RECORDs from here on carry `version` (a reconciliation's table version).
+
+        Why private: the SDK sets `_stream_version` only for a FULL_TABLE stream, and only
+        to activate it before the first record; a reconciliation must activate it after
+        the last one, so it sets the version itself and activates it with
+        `write_activate_version`.
+        """
+        self._stream_version = version
+
+    def write_activate_version(self, version: int) -> None:
+        """An ACTIVATE_VERSION message per stream map (aliases, removed maps), as the SDK does.
+
+        Why private: the SDK writes it only from `sync()`, before the first record.
+        """
+        self._write_activate_version_message(version)
 
 
 def is_exclusive_boolean_type(property_schema: dict[str, t.Any]) -> bool:

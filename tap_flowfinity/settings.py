@@ -82,6 +82,17 @@ _OVERRIDABLE: tuple[tuple[str, t.Any, str, str, t.Any], ...] = (
         "keeps the value as sent in <field>__raw; fail stops the run naming the record.",
         KEEP_RAW,
     ),
+    (
+        "reconcile_every_hours",
+        th.NumberType(minimum=0),
+        "Reconcile every (hours)",
+        "When the stream's last completed reconciliation is older than this, the run reads "
+        "the whole view and ends with ACTIVATE_VERSION, so the target flags the rows the "
+        "view no longer shows (records removed with Delete, records out of the view's "
+        "filter, submissions that became visible after the lookback). 0: every run. "
+        "Unset: only a run that reads from the start anyway (a first sync) reconciles.",
+        None,
+    ),
 )
 
 
@@ -196,6 +207,16 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         ),
     ),
     th.Property(
+        "max_run_seconds",
+        th.NumberType(exclusive_minimum=0),
+        title="Maximum run time (seconds)",
+        description=(
+            "After this long (from the tap's start) a stream stops asking once the answer in "
+            "hand is emitted, stores its bookmark and ends normally; the next run continues. "
+            "A stream that starts later still reads one answer. Unset: no limit."
+        ),
+    ),
+    th.Property(
         "state_message_frequency",
         th.IntegerType(minimum=1),
         default=1000,
@@ -238,6 +259,22 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
             "Path to a PEM file of the certificate authorities to trust for HTTPS (a private "
             "CA, a TLS-inspecting proxy). Unset: the default trusted CAs. TLS certificates "
             "are always verified."
+        ),
+    ),
+    th.Property(
+        "max_parallel_views",
+        th.IntegerType(minimum=1),
+        # Views are read ahead in background threads while the streams are still written one
+        # after another. Four requests at once cut a many-view run to about a quarter of its
+        # sequential time, yet stay well below what a small IIS site serves at once (and
+        # below the six connections per host a web browser opens), so one tap never crowds
+        # out the site's mobile users; 1 reads one view at a time, without threads.
+        default=4,
+        title="Parallel views",
+        description=(
+            "How many views are read from Flowfinity at once (records are still written one "
+            "stream after another). The default 4 stays polite to a small site: fewer "
+            "requests at once than one web browser opens. 1 reads one view at a time."
         ),
     ),
     th.Property(
@@ -288,6 +325,7 @@ class ViewSettings:
     flatten_selections: bool
     timezone: str | None
     on_type_error: str
+    reconcile_every_hours: float | None = None
 
     def query_params(self, cursor: int | None) -> dict[str, str]:
         """The view's URL parameters: the static ones, plus the cursor when there is one.
@@ -324,6 +362,7 @@ class ViewSettings:
             flatten_selections=bool(setting("flatten_selections")),
             timezone=setting("timezone"),
             on_type_error=setting("on_type_error"),
+            reconcile_every_hours=_number_or_none(setting("reconcile_every_hours")),
         )
 
 
@@ -340,6 +379,7 @@ class TapSettings:
     views: tuple[ViewSettings, ...]
     start_last_submission_id: int | None
     lookback: int
+    max_run_seconds: float | None
     state_message_frequency: int
     discovery_sample_size: int
     request_timeout: int
@@ -347,6 +387,7 @@ class TapSettings:
     max_retry_seconds: int
     ca_bundle: str | None
     progress_interval: int
+    max_parallel_views: int
 
     @classmethod
     def from_config(cls, config: t.Mapping[str, t.Any]) -> TapSettings:
@@ -363,6 +404,7 @@ class TapSettings:
             views=tuple(resolve_views(config)),
             start_last_submission_id=None if start is None else int(start),
             lookback=int(_setting(config, "lookback")),
+            max_run_seconds=_number_or_none(config.get("max_run_seconds")),
             state_message_frequency=int(_setting(config, "state_message_frequency")),
             discovery_sample_size=int(_setting(config, "discovery_sample_size")),
             request_timeout=int(_setting(config, "request_timeout")),
@@ -370,6 +412,7 @@ class TapSettings:
             max_retry_seconds=int(_setting(config, "max_retry_seconds")),
             ca_bundle=config.get("ca_bundle") or None,
             progress_interval=int(_setting(config, "progress_interval")),
+            max_parallel_views=int(_setting(config, "max_parallel_views")),
         )
 
 
@@ -422,6 +465,11 @@ def _timezone_errors(view: ViewSettings) -> list[str]:
             "name (e.g. Europe/Berlin, America/Vancouver, UTC)"
         ]
     return []
+
+
+def _number_or_none(value: t.Any) -> float | None:
+    """An optional number setting (unset: None)."""
+    return None if value is None else float(value)
 
 
 def _param_text(value: t.Any) -> str:

@@ -31,15 +31,30 @@ from tap_flowfinity.fieldtypes import (
     RecordTyper,
     raw_text,
 )
+from tap_flowfinity.lateness import NAMED_LATE, RECENT_IDS, LatenessWatch
+from tap_flowfinity.prefetch import Reading
 from tap_flowfinity.progress import Progress
 from tap_flowfinity.recipe import Recipe
+from tap_flowfinity.reconcile import (
+    RECONCILED,
+    RECONCILING,
+    Pass,
+    completed,
+    in_progress,
+    plan_pass,
+)
 from tap_flowfinity.schema import DELETED_AT, infer_schema, property_for_values
 from tap_flowfinity.sdk_seam import SeamStream
+
+# In the stream's state: the server was seen capping answers, so an answer may end inside a
+# group of records sharing one id; every request asks from one below the last id (recipe.py).
+ANSWERS_CAPPED = "answers_capped"
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
     from singer_sdk.tap_base import Tap
 
+    from tap_flowfinity.prefetch import ReadAhead
     from tap_flowfinity.settings import TapSettings, ViewSettings
 
 
@@ -54,8 +69,11 @@ class ViewStream(FastRecordMessages, SeamStream):
     primary_keys: t.ClassVar[list[str]] = ["RecordID"]
     is_sorted = True
     # parsing.py yields only JSON values and the typer (fieldtypes.py) converts only to JSON
-    # values (tests/unit/test_stream_types.py checks both over random records).
+    # values (tests/unit/test_parsing.py and tests/unit/test_fieldtypes.py check each over
+    # random values).
     records_are_json_native = True
+    # post_process adds a field to the schema before its first record goes out.
+    records_fit_schema = True
 
     def __init__(
         self,
@@ -64,19 +82,29 @@ class ViewStream(FastRecordMessages, SeamStream):
         view: ViewSettings,
         schema: dict[str, t.Any] | None,
         bookmark: int | None = None,
+        deadline: float | None = None,
+        read_ahead: ReadAhead | None = None,
     ) -> None:
         self.settings = settings
         self.view = view
         self.bookmark_at_start = bookmark
+        self.deadline = deadline  # `max_run_seconds`, as a time.monotonic() instant
+        self.read_ahead = read_ahead
         super().__init__(tap=tap, name=view.name, schema=schema)
         self.replication_key = view.cursor_field
         self.STATE_MSG_FREQUENCY = settings.state_message_frequency
-        self._view_schema = self.discover_schema() if schema is None else schema
+        self._view_schema = schema
 
     @property
     @override
     def schema(self) -> dict[str, t.Any]:
-        """The catalog's schema of the view, else the one discovery inferred."""
+        """The catalog's schema of the view, else the one discovery infers (on first use).
+
+        The tap asks every stream for it right after creating them, several views at once
+        (`max_parallel_views`), so discovery too takes about the slowest view's time.
+        """
+        if self._view_schema is None:
+            self._view_schema = self.discover_schema()
         return self._view_schema
 
     def discover_schema(self) -> dict[str, t.Any]:
@@ -120,18 +148,189 @@ class ViewStream(FastRecordMessages, SeamStream):
 
     @override
     def request_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        """The records after where this run starts (see recipe.py), with progress logged."""
-        start = self.first_request_cursor(context)
+        """The records after where this run starts (see recipe.py), with progress logged.
+
+        A reconciliation (reconcile.py) reads the whole view instead, its records carrying
+        the pass's table version, and activates that version once its last record is out.
+        An incremental run measures the late submissions it finds in its overlap
+        (lateness.py). The view is read ahead by a background thread when the tap reads
+        views in parallel (prefetch.py), else here: the same records, in the same order.
+        """
+        state = self.get_context_state(context)
+        plan, start = self.read_plan
+        self._pass = plan
+        watch = LatenessWatch.from_state(
+            state,
+            self.bookmark_at_start,
+            self.settings.lookback,
+            judge=plan is None,
+        )
+        if plan is not None:
+            self.record_version = plan.version
+            state[RECONCILING] = in_progress(plan.version, plan.after, plan.records_before)
+            self._pass_records_before_last_id = plan.records_before
+            self.logger.info(
+                "View %r: reconciling (%s): reading the whole view as table version %d",
+                self.name,
+                plan.reason,
+                plan.version,
+            )
+        self._read_complete = False
+        reading = self.read_ahead.take(self.name, start) if self.read_ahead else None
+        if reading is None:
+            reading = self.open_reading(start)
+        with reading.request_counter, reading.progress:
+            yield from self._watched(reading.records, watch)
+            self._read_complete = True
+            self._end_of_read(state, start, reading.progress, watch)
+
+    @cached_property
+    def read_plan(self) -> tuple[Pass | None, int | None]:
+        """The run's pass (None: incremental) and the cursor its first request asks from.
+
+        Decided once, from the state the run was given (the SDK's starting value is set
+        only when a stream syncs; the read-ahead opens the same read before that).
+        """
+        bookmark = self.bookmark_at_start
+        plan = plan_pass(
+            self.get_context_state(None),
+            bookmark=bookmark,
+            start_last_submission_id=self.settings.start_last_submission_id,
+            every_hours=self.view.reconcile_every_hours,
+            now=datetime.now(timezone.utc),
+        )
+        return plan, self.start_after(bookmark) if plan is None else plan.after
+
+    def open_reading(self, start: int | None) -> Reading:
+        """The view's read from `start`: records, progress and request counter (lazy)."""
+        plan, _ = self.read_plan
         progress = Progress(
             self.logger,
             self.name,
             self.view.cursor_field,
             start,
             float(self.settings.progress_interval),
+            mode="reconciling" if plan is not None else None,
         )
-        with self.get_http_request_counter() as request_counter, progress:
-            request_counter.with_context(context)
-            yield from self.recipe.read(start, progress, request_counter.increment)
+        request_counter = self.get_http_request_counter()
+        request_counter.with_context(None)
+        records = self.recipe.read(
+            start,
+            progress,
+            request_counter.increment,
+            self.deadline,
+            capped=bool(self.get_context_state(None).get(ANSWERS_CAPPED)),
+        )
+        return Reading(start, progress, request_counter, records)
+
+    # Whether this sync read its view to the end (else the read-ahead stops: the run failed,
+    # or the SDK cut the stream short).
+    _read_complete = False
+
+    @override
+    def after_sync_records(self) -> None:
+        """Also stop reading ahead when this stream did not read all of its view."""
+        super().after_sync_records()
+        if self.read_ahead is not None and not self._read_complete:
+            self.read_ahead.stop()
+
+    def _watched(
+        self, records: t.Iterable[dict[str, t.Any]], watch: LatenessWatch
+    ) -> t.Iterator[dict[str, t.Any]]:
+        """The read's records, their ids remembered and those in the overlap judged.
+
+        A pass also keeps how far it got: its last id, and how many records it emitted
+        below that id (a resumed pass asks that id again and counts its records anew).
+        """
+        cursor_field = self.view.cursor_field
+        horizon = watch.horizon
+        remember = watch.emitted.append
+        plan = self._pass
+        high = -1
+        for counted, record in enumerate(records):
+            value = record[cursor_field]
+            if value > high:
+                high = value
+                remember(value)
+                if plan is not None:
+                    self._pass_last_id = value
+                    self._pass_records_before_last_id = plan.records_before + counted
+            if value <= horizon:
+                watch.see(value, record.get("RecordID"))
+            yield record
+
+    def _end_of_read(
+        self,
+        state: dict[str, t.Any],
+        start: int | None,
+        progress: Progress,
+        watch: LatenessWatch,
+    ) -> None:
+        """After the read's last record: activate a finished pass; report lateness; remember.
+
+        The ACTIVATE_VERSION goes out after every record of the pass (the writer flushes
+        them first) and before the STATE that records the pass as completed, so a target
+        stores that STATE only after it has applied the version.
+        """
+        plan = self._pass
+        if not self.recipe.read_complete:
+            self.logger.info(
+                "View %r: max_run_seconds (%g) has passed: stopped after the answer in hand "
+                "at %s %s; the next run continues from there",
+                self.name,
+                self.settings.max_run_seconds or 0,
+                self.view.cursor_field,
+                progress.cursor,
+            )
+        elif plan is not None:
+            self.write_activate_version(plan.version)
+            state.pop(RECONCILING, None)
+            state[RECONCILED] = completed(plan.version, datetime.now(timezone.utc))
+            held = plan.records_before + progress.records
+            progress.outcome_note = f"the view holds {held} records (table version {plan.version})"
+            self._pass = None
+            self.mark_state_unsent()
+        if self.recipe.answers_capped:
+            state[ANSWERS_CAPPED] = True
+        self._report_lateness(watch)
+        self._save_bookmark()
+        bookmark = state.get("replication_key_value")
+        memory = watch.memory(None if bookmark is None else int(bookmark), start)
+        if memory is not None:
+            state[RECENT_IDS] = memory
+            self.mark_state_unsent()
+
+    def _report_lateness(self, watch: LatenessWatch) -> None:
+        """Each late submission found, and a warning when lateness nears `lookback`."""
+        for late in watch.late[:NAMED_LATE]:
+            self.logger.info(
+                "View %r: record %s (submission id %d) was not visible when an earlier run "
+                "read past it: found %d ids late",
+                self.name,
+                late.record_id,
+                late.submission_id,
+                late.late_by,
+            )
+        if not watch.late:
+            return
+        worst, lookback = watch.worst(), self.settings.lookback
+        self.logger.info(
+            "View %r: %d late submissions found in the overlap, the latest %d ids late "
+            "(lookback %d)",
+            self.name,
+            len(watch.late),
+            worst,
+            lookback,
+        )
+        if worst * 2 >= lookback:
+            self.logger.warning(
+                "View %r: a submission became visible %d ids late, at least half of lookback "
+                "(%d): raise the `lookback` setting, or a later one will be skipped until a "
+                "reconciliation (`reconcile_every_hours`) loads it",
+                self.name,
+                worst,
+                lookback,
+            )
 
     def _log_request_duration(self, response: requests.Response) -> None:
         """The SDK's `http_request_duration` metric, written through its public metrics API."""
@@ -236,8 +435,22 @@ class ViewStream(FastRecordMessages, SeamStream):
 
     @override
     def before_state_message(self) -> None:
-        """The noted cursor goes into the state before it is written or finalized."""
+        """The noted cursor goes into the state before it is written or finalized.
+
+        A pass in progress records how far it got, so a stopped one resumes there.
+        """
         self._save_bookmark()
+        plan = self._pass
+        if plan is not None and self._pass_last_id is not None:
+            state = self.get_context_state(self.context)
+            state[RECONCILING] = in_progress(
+                plan.version, self._pass_last_id, self._pass_records_before_last_id
+            )
+
+    # The pass this run makes (None: incremental) and how far it got.
+    _pass: Pass | None = None
+    _pass_last_id: int | None = None
+    _pass_records_before_last_id = 0
 
     # Records
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import sys
+import time
 import typing as t
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
@@ -14,16 +17,19 @@ from types import TracebackType
 import click
 from singer_sdk import Tap
 from singer_sdk.exceptions import ConfigValidationError, RetriableAPIError
+from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.tap_base import CliTestOptionValue
 from typing_extensions import override
 
 from tap_flowfinity.capture import DEFAULT_CAPTURE_RECORDS, capture_site
-from tap_flowfinity.doctor import run_doctor
+from tap_flowfinity.doctor import DoctorReport, run_doctor
 from tap_flowfinity.errors import FlowfinityError
+from tap_flowfinity.prefetch import Job, ReadAhead
 from tap_flowfinity.sdk_seam import cli_config, replace_excepthook
 from tap_flowfinity.security import plain_http_warnings, protect, redact
 from tap_flowfinity.settings import CONFIG_SCHEMA, TapSettings, ViewSettings
 from tap_flowfinity.streams import ViewStream
+from tap_flowfinity.unknown_settings import check_supported, unknown_setting_warnings
 from tap_flowfinity.writer import FlowfinityWriter
 
 
@@ -36,11 +42,19 @@ class TapFlowfinity(Tap):
     config_jsonschema = copy.deepcopy(CONFIG_SCHEMA)
     # msgspec encoding, stdout flushed per block of records and before every STATE.
     message_writer_class = FlowfinityWriter
+    # Not BATCH: the SDK's batch path can store a bookmark ahead of its last file, skips
+    # selection and stream maps, and leaves readable files behind (README "BATCH messages").
+    # Without the capability the SDK neither advertises BATCH nor adds `batch_config`.
+    capabilities: t.ClassVar[list[CapabilitiesEnum]] = [
+        capability for capability in Tap.capabilities if capability != PluginCapabilities.BATCH
+    ]
 
     def __init__(self, *args: t.Any, state: t.Any = None, **kwargs: t.Any) -> None:
         # The SDK discovers the streams before it loads the state; discovery needs the
         # bookmarks to sample from them rather than from the start of history.
         self.bookmarks_at_start = bookmarks_of(state)
+        # `max_run_seconds` counts from here: the run is what a scheduler waits for.
+        self.started_at = time.monotonic()
         super().__init__(*args, state=state, **kwargs)
         # From here on, no log record can carry the password.
         protect(self.settings.username, self.settings.password)
@@ -48,7 +62,20 @@ class TapFlowfinity(Tap):
     @cached_property
     def settings(self) -> TapSettings:
         """The settings, typed and cross-checked: the only reader of the raw config."""
+        check_supported(self.config)
         return TapSettings.from_config(self.config)
+
+    @cached_property
+    def unknown_settings(self) -> list[str]:
+        """A warning per config key the tap does not know (a misspelled setting), read once."""
+        return unknown_setting_warnings(self.config, self.final_config_schema())
+
+    @classmethod
+    def final_config_schema(cls) -> dict[str, t.Any]:
+        """The config schema the SDK validates: the tap's own plus the SDK's built-in settings."""
+        schema = copy.deepcopy(cls.config_jsonschema)
+        cls.append_builtin_config(schema)
+        return schema
 
     @override
     def discover_streams(self) -> list[ViewStream]:
@@ -58,18 +85,60 @@ class TapFlowfinity(Tap):
         (no catalog) reads a sample of the view to infer one.
         """
         views = self.settings.views
-        for warning in plain_http_warnings(views):
+        for warning in [*self.unknown_settings, *plain_http_warnings(views)]:
             self.logger.warning(warning)
-        return [
+        streams = [
             ViewStream(
                 tap=self,
                 settings=self.settings,
                 view=view,
                 schema=self._catalog_schema(view.name),
                 bookmark=self._bookmark_at_start(view),
+                deadline=self._deadline(),
+                read_ahead=self.read_ahead,
             )
             for view in views
         ]
+        self._discover_schemas([s for s in streams if self._catalog_schema(s.name) is None])
+        return streams
+
+    def _discover_schemas(self, streams: list[ViewStream]) -> None:
+        """Sample the views without a catalog schema, up to `max_parallel_views` at once.
+
+        A failure is raised as reading them one by one would raise it: the first failing
+        view's, in the configured order.
+        """
+        workers = min(self.settings.max_parallel_views, len(streams))
+        if workers <= 1:
+            for stream in streams:
+                _ = stream.schema
+            return
+        with ThreadPoolExecutor(workers, thread_name_prefix="tap-flowfinity-discovery") as pool:
+            for _ in pool.map(lambda stream: stream.schema, streams):
+                pass
+
+    @cached_property
+    def read_ahead(self) -> ReadAhead:
+        """Reads the next views while a stream is written (`max_parallel_views`)."""
+        return ReadAhead(self.settings.max_parallel_views, self._views_to_read, self.logger)
+
+    def _views_to_read(self) -> list[Job]:
+        """The views this run syncs, in the SDK's order, each from the bookmark it was given.
+
+        Called when the first stream syncs, so the catalog's selection is known: a
+        deselected view is never read.
+        """
+        jobs = []
+        for stream in self.streams.values():
+            if isinstance(stream, ViewStream) and stream.selected:
+                _, start = stream.read_plan
+                jobs.append(Job(stream.name, start, functools.partial(stream.open_reading, start)))
+        return jobs
+
+    def _deadline(self) -> float | None:
+        """When streams stop asking (`max_run_seconds`), as a time.monotonic() instant."""
+        limit = self.settings.max_run_seconds
+        return None if limit is None else self.started_at + limit
 
     def _bookmark_at_start(self, view: ViewSettings) -> int | None:
         """The view's bookmark in the state this run was given (None: no usable one)."""
@@ -184,6 +253,8 @@ class TapFlowfinity(Tap):
         if not value:
             return
         tap = cls.for_callback(ctx)
+        for warning in tap.unknown_settings:
+            tap.logger.warning(warning)
         masked = not ctx.meta.get("capture_verbatim", False)
         lines = capture_site(
             tap.settings,
@@ -213,8 +284,35 @@ class TapFlowfinity(Tap):
             super().cb_test(ctx, param, value)
             return
         tap = cls.for_callback(ctx)
-        ok = run_doctor(tap, list(tap.settings.views))
-        ctx.exit(0 if ok else 1)
+        report = run_doctor(
+            tap.settings, tap.settings.views, notes=tap.unknown_settings, logger=tap.logger
+        )
+        if report.passed:
+            tap.write_test_records(report)
+        ctx.exit(0 if report.passed else 1)
+
+    def write_test_records(self, report: DoctorReport) -> None:
+        """Each sampled view's SCHEMA and first record, written the way a sync writes them.
+
+        A tap built on a catalog of the sampled schemas (so no view is read again) sets up its
+        streams and stream maps as for a sync; each record then goes through the stream's own
+        typing and the SDK's writer path, stream maps applied.
+        """
+        if not report.samples:
+            return
+        writer_tap = type(self)(
+            config=dict(self.config), catalog=report.catalog(), validate_config=False
+        )
+        writer_tap.unknown_settings = []  # the doctor printed them already: not twice
+        for view, records in report.samples:
+            stream = writer_tap.streams[view.name]
+            assert isinstance(stream, ViewStream)
+            record = stream.post_process(dict(records[0])) or {}
+            stream.write_schema_message()
+            stream.write_record_messages_the_sdks_way(record)
+        writer = writer_tap.message_writer
+        if isinstance(writer, FlowfinityWriter):
+            writer.flush()
 
     @classmethod
     def for_callback(

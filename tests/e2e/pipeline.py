@@ -45,10 +45,12 @@ class Pipeline:
         seed: int,
         system_db: SystemDatabase | None = None,
         extra_env: dict[str, str] | None = None,
+        synthetic: int = SYNTHETIC_RECORDS,
+        drift: bool = False,
     ) -> None:
         self.postgres = postgres
         self.dbname = dbname
-        self.sim = Simulator(synthetic=SYNTHETIC_RECORDS, demo_records=5, seed=seed).start()
+        self.sim = Simulator(synthetic=synthetic, demo_records=5, seed=seed).start()
         self.env = MeltanoEnv(
             pg=postgres,
             dbname=dbname,
@@ -58,7 +60,7 @@ class Pipeline:
             extra=extra_env or {},
         )
         self.system_db = system_db or SystemDatabase.of_home(home)
-        self.writer = Writer(self.sim, seed + 1, SYNTHETIC_RECORDS, **WRITER_FOR_LONG_RUNS)
+        self.writer = Writer(self.sim, seed + 1, synthetic, drift=drift, **WRITER_FOR_LONG_RUNS)
 
     def assert_bookmark_not_ahead(self) -> None:
         assert_bookmark_not_ahead(self.postgres, self.dbname, self.sim, self.writer, self.system_db)

@@ -89,6 +89,15 @@ class SystemDatabase:
                 return int(value)
         return None
 
+    def stream_state(self, view: str = VIEW) -> dict[str, t.Any]:
+        """The whole state `meltano run` stored for `view` ({} when none; partial is newer)."""
+        rows = self.rows(STATE_SQL)
+        for text in rows[0] if rows else ():
+            state = json.loads(text or "{}").get("singer_state", {}).get("bookmarks", {})
+            if view in state:
+                return dict(state[view])
+        return {}
+
     def run_states(self) -> dict[str, int]:
         """How many run records the job has, by state (RUNNING, SUCCESS, FAILED ...)."""
         rows = self.rows(

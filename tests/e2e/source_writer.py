@@ -5,6 +5,12 @@ real job against the simulator while this writer creates, updates, deletes (stat
 and restores records, sometimes in bursts, and starts slow (held, late-visible) submissions
 that commit a few operations later. It remembers which versions became visible late, because
 the lookback overlap (not the bookmark) is what delivers those.
+
+With `drift`, it also changes the view in the ways the change feed cannot show: it purges
+records (a physical delete) and moves records out of the view's filter and back in. The
+simulator's `gone(view)` then lists what the view no longer shows. A record with a slow
+submission pending is never purged or moved out, and slow edits go only to records in the view,
+so every late version it remembers does become visible.
 """
 
 from __future__ import annotations
@@ -32,6 +38,10 @@ WRITE_PAUSE_S = (0.02, 0.06)
 # - no slow submissions: a late version is delivered only within the lookback bound, which
 #   long runs under bursts can exceed; any record missing is then a real loss.
 WRITER_FOR_LONG_RUNS: dict[str, t.Any] = {"pause_s": (0.1, 0.3), "slow_submissions": False}
+OPS = ["create", "update", "delete", "restore", "slow", "burst"]
+OP_WEIGHTS = [30, 30, 15, 10, 10, 3]
+DRIFT_OPS = ["purge", "leave", "enter"]  # only with `drift`
+DRIFT_WEIGHTS = [4, 4, 4]
 
 
 class Writer(threading.Thread):
@@ -45,15 +55,20 @@ class Writer(threading.Thread):
         view: str = VIEW,
         pause_s: tuple[float, float] = WRITE_PAUSE_S,
         slow_submissions: bool = True,
+        drift: bool = False,
     ) -> None:
         super().__init__(daemon=True, name="source-writer")
         self.sim = sim
         self.view = view
         self.pause_s = pause_s
         self.slow_submissions = slow_submissions
+        self.drift = drift
         self.rng = random.Random(seed)
-        self.ids = [f"{i:09d}" for i in range(1, synthetic + 1)]
+        self.ids = [f"{i:09d}" for i in range(1, synthetic + 1)]  # every record not purged
         self.deleted: set[str] = set()
+        self.purged: set[str] = set()
+        self.outside: set[str] = set()  # out of the view's filter now
+        self.drifted: set[str] = set()  # ever purged or moved out (a reconciliation flags them)
         self.pending: list[list[t.Any]] = []  # [Held, writes left before it commits]
         self.late: set[tuple[str, int]] = set()  # versions that became visible late
         self.last_late = float("-inf")  # when the last one became visible
@@ -88,6 +103,11 @@ class Writer(threading.Thread):
         if held.record_id not in self.ids:
             self.ids.append(held.record_id)
 
+    def movable(self) -> list[str]:
+        """The records with no slow submission pending: only those are purged or moved out."""
+        pending = {held.record_id for held, _ in self.pending}
+        return [i for i in self.ids if i not in pending] if pending else self.ids
+
     def late_versions(self) -> set[tuple[str, int]]:
         with self.lock:
             return set(self.late)
@@ -99,11 +119,20 @@ class Writer(threading.Thread):
                 self.pending.remove(entry)
                 self.commit_late(entry[0])
         rng = self.rng
-        op = rng.choices(
-            ["create", "update", "delete", "restore", "slow", "burst"],
-            weights=[30, 30, 15, 10, 10, 3],
-        )[0]
+        if self.drift:
+            op = rng.choices(OPS + DRIFT_OPS, weights=OP_WEIGHTS + DRIFT_WEIGHTS)[0]
+        else:
+            op = rng.choices(OPS, weights=OP_WEIGHTS)[0]
         if op == "restore" and not self.deleted:
+            op = "update"
+        if op == "enter" and not self.outside:
+            op = "leave"
+        if op == "delete" and self.sim.variants.delete_operation == "purge":
+            op = "purge"  # the site's Delete removes records: the writer must know which
+        movable = self.movable() if op in ("purge", "leave") else []
+        if op == "leave":
+            movable = [i for i in movable if i not in self.outside]
+        if op in ("purge", "leave") and not movable:
             op = "update"
         bursty_phase = int((time.monotonic() - self.started) / PHASE_S) % 2 == 0
         if op == "slow" and (bursty_phase or not self.slow_submissions):
@@ -130,11 +159,30 @@ class Writer(threading.Thread):
             back = rng.choice(sorted(self.deleted))
             self.sim.restore(self.view, back)
             self.deleted.discard(back)
+        elif op == "purge":
+            victim = rng.choice(movable)
+            self.sim.purge(self.view, victim)
+            self.ids.remove(victim)
+            self.deleted.discard(victim)
+            self.outside.discard(victim)
+            self.purged.add(victim)
+            self.drifted.add(victim)
+        elif op == "leave":
+            leaving = rng.choice(movable)
+            self.sim.leave(self.view, leaving, {"Summary": "moved out of the view"})
+            self.outside.add(leaving)
+            self.drifted.add(leaving)
+        elif op == "enter":
+            back = rng.choice(sorted(self.outside))
+            self.sim.enter(self.view, back, {"Summary": "back in the view"})
+            self.outside.discard(back)
         elif op == "slow":
-            if rng.random() < 0.5:
+            # A slow edit of a record outside the view would never become visible.
+            in_view = [i for i in self.ids if i not in self.outside] if self.outside else self.ids
+            if rng.random() < 0.5 or not in_view:
                 held = self.sim.hold(self.view, {"Company": "Slow Submit"})
             else:
-                record_id = rng.choice(self.ids)
+                record_id = rng.choice(in_view)
                 held = self.sim.hold(self.view, {"Summary": "slow edit"}, record_id=record_id)
             self.pending.append([held, rng.randint(*HELD_FOR_OPS)])
         else:

@@ -6,6 +6,8 @@
 - A masked capture holds none of the source's free-text values, keeps what the tap and a
   maintainer need (field names and order, RecordID, cursor, state, structure, shapes), and
   still replays into a sync of the same records.
+- Credentials a site sends in response headers (cookies, tokens) stay out of the capture,
+  masked or verbatim.
 """
 
 from __future__ import annotations
@@ -106,6 +108,42 @@ def test_a_capture_of_every_variant_replays_to_the_same_sync(tmp_path):
         newest = max(int(r["lastSubmissionId"]) for r in replayed.truth("leads").values())
         after = requests.get(url, params={"PreviousLastSubmissionId": newest}, auth=auth)
         assert after.status_code == 204
+
+
+# Response headers that carry credentials or session state, each with a value to look for.
+CREDENTIAL_HEADERS = {
+    "Set-Cookie": "ASP.NET_SessionId=set-cookie-value-41; path=/; HttpOnly",
+    "Set-Cookie2": "LegacySession=set-cookie2-value-42",
+    "Cookie": "FlowfinityAuth=cookie-value-43",
+    "Authorization": "Bearer authorization-value-44",
+    "Proxy-Authorization": "Basic proxy-authorization-value-45",
+}
+
+
+@pytest.mark.parametrize("masking", [[], ["--capture-verbatim"]], ids=["masked", "verbatim"])
+def test_credentials_a_site_sends_in_headers_stay_out_of_the_capture(tmp_path, masking):
+    """A site (or a proxy before it) may answer with session cookies or tokens; the capture
+    keeps the other headers, even verbatim, and never these."""
+    harmless = {"X-Powered-By": "ASP.NET"}
+    with Simulator(
+        username=DEV_USERNAME,
+        password=DEV_PASSWORD,
+        demo_records=5,
+        variants=Variants(headers={**CREDENTIAL_HEADERS, **harmless}),
+    ) as site:
+        capture = tmp_path / "capture.json"
+        tap(config_file(tmp_path, site), "--capture", str(capture), *masking)
+
+    text = capture.read_text()
+    requests_seen = [r for view in json.loads(text)["views"] for r in view["requests"]]
+    assert requests_seen and all(r["status"] == 200 for r in requests_seen)
+    for request in requests_seen:
+        assert request["headers"]["X-Powered-By"] == "ASP.NET", "the other headers are kept"
+        kept = {name.lower() for name in request["headers"]}
+        assert not kept & {name.lower() for name in CREDENTIAL_HEADERS}, request["headers"]
+    for name, value in CREDENTIAL_HEADERS.items():
+        secret = re.search(r"[a-z0-9-]+-value-\d+", value)
+        assert secret and secret.group() not in text, name
 
 
 def test_a_masked_capture_holds_no_free_text_and_still_replays(tmp_path):

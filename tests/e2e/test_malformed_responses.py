@@ -5,12 +5,13 @@ simulator over HTTP, with the fault on the sync request itself, and checks: exit
 non-zero, exactly one `tap-flowfinity: error:` line on stderr naming the view and saying what
 to fix, no traceback, never the password; the records before the bad one emitted once; and
 no STATE ahead of the records written (the last one not beyond the starting bookmark or the
-last record emitted).
+last record emitted). A wrong password, without a catalog, fails discovery the same way.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -26,6 +27,7 @@ from tests.e2e.singer_checks import (
     state_of,
     states,
 )
+from tests.harness.meltano import TAP
 
 pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
 
@@ -177,3 +179,24 @@ def test_a_view_that_ignores_the_cursor_fails_loudly_and_emits_nothing(sim, cata
     assert emitted(messages) == []
     assert all(b is None or b <= start for b in states(messages))
     assert_never_ahead(messages, set())
+
+
+def test_wrong_password_is_one_line_naming_the_view(simulator, tmp_path):
+    """Without a catalog the first request is discovery's sample: it fails the same way."""
+    config_file = tmp_path / "config.json"
+    secret = "Wr0ng-Pa55-for-test"
+    config_file.write_text(
+        json.dumps(
+            {
+                "username": "integration",
+                "password": secret,
+                "views": [{"name": "leads", "url": simulator.view_url("leads")}],
+            }
+        )
+    )
+    result = subprocess.run([TAP, "--config", str(config_file)], capture_output=True, text=True)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1
+    assert "view 'leads'" in errors[0] and "HTTP 401" in errors[0]
+    assert secret not in result.stderr + result.stdout

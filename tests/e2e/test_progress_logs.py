@@ -15,6 +15,7 @@ pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or bo
 
 
 def test_progress_lines_and_summary(tmp_path):
+    # No bookmark: the first sync is a reconciliation, and its lines say so.
     with Simulator(username=DEV_USERNAME, password=DEV_PASSWORD, synthetic=3000) as sim:
         # About 3 s of dripping body, in two capped requests.
         sim.faults.add(Fault(kind="slow", chunk_delay=0.05, chunk_bytes=16384, times=None))
@@ -37,8 +38,12 @@ def test_progress_lines_and_summary(tmp_path):
     lines = result.stderr.splitlines()
     progress = [line for line in lines if "records so far" in line]
     assert progress, result.stderr[-2000:]
-    assert "view 'leads': " in progress[0] and "records/s" in progress[0]
+    assert "view 'leads' (reconciling): " in progress[0] and "records/s" in progress[0]
     assert "requests" in progress[0] and "retries" in progress[0]
-    summary = [line for line in lines if "view 'leads' done: 3000 records" in line]
-    assert len(summary) == 1 and "3 requests, 0 retries" in summary[0], summary
+    summary = [line for line in lines if "view 'leads' (reconciling) done: 3000 records" in line]
+    # A first sync reconciles. Two capped answers, then (a server seen capping) one request from
+    # below the first answer's last id for the rest of its group, and one from below the last id
+    # that holds only that id's record: the read is complete.
+    assert len(summary) == 1 and "4 requests, 0 retries" in summary[0], summary
+    assert "the view holds 3000 records" in summary[0], summary
     assert any('"metric":"record_count"' in line for line in lines)

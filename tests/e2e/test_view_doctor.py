@@ -149,6 +149,19 @@ def test_empty_deleted_states_is_a_warning_not_a_failure(simulator, tmp_path):
     assert check_lines(result)["deleted state"].startswith("WARN")
 
 
+def test_misspelled_settings_are_named_before_the_checks(simulator, tmp_path):
+    views = [{**leads(simulator)[0], "cursor_feild": "lastSubmissionId"}]
+    result = doctor(tmp_path, views, lookbak=5000)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("WARN")]
+    assert warnings == [
+        "WARN Unknown setting 'lookbak' (did you mean 'lookback'?): it is ignored",
+        "WARN Unknown setting 'cursor_feild' in view 'leads' (did you mean 'cursor_field'?): "
+        "it is ignored",
+    ]
+    assert "all 7 checks of 1 view passed" in result.stderr
+
+
 def test_https_to_a_plain_http_port(simulator, tmp_path):
     url = simulator.view_url("leads").replace("http://", "https://")
     assert_fails(doctor(tmp_path, leads(simulator, url)), "reachable", "TLS", "scheme and port")

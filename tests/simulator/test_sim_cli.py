@@ -65,3 +65,76 @@ def test_refuses_a_non_loopback_host_without_the_flag():
     )
     assert result.returncode == 2
     assert "loopback" in result.stderr
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "flowfinity_simulator.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def control_get(base_url, path):
+    with urllib.request.urlopen(base_url + path, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_commands_purge_leave_enter_and_gone_on_a_running_simulator(tmp_path):
+    ready_file = tmp_path / "ready.json"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flowfinity_simulator.cli",
+            "--port",
+            "0",
+            "--demo-records",
+            "5",
+            "--delete-operation",
+            "purge",
+            "--ready-file",
+            str(ready_file),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = json.loads(server.stdout.readline())["base_url"]
+        assert control_get(base, "/_sim/variants")["delete_operation"] == "purge"
+        truth = control_get(base, "/_sim/truth/leads")
+        first, second = sorted(truth)[:2]
+
+        purged = run_cli("purge", "--url", base, "leads", first)
+        assert purged.returncode == 0, purged.stderr
+        assert json.loads(purged.stdout) == truth[first]
+        left = run_cli("leave", "--url", base, "--fields", '{"Region": "East"}', "leads", second)
+        assert left.returncode == 0, left.stderr
+        assert json.loads(left.stdout)["Region"] == "East"
+        assert set(control_get(base, "/_sim/truth/leads")) == set(truth) - {first, second}
+        gone = run_cli("gone", "--url", base, "leads")
+        assert gone.returncode == 0 and json.loads(gone.stdout) == sorted([first, second])
+
+        entered = run_cli("enter", "--url", base, "leads", second)
+        assert entered.returncode == 0, entered.stderr
+        back = json.loads(entered.stdout)
+        assert int(back["lastSubmissionId"]) > int(json.loads(left.stdout)["lastSubmissionId"])
+        assert control_get(base, "/_sim/truth/leads")[second] == back
+        assert json.loads(run_cli("gone", "--url", base, "leads").stdout) == [first]
+
+        again = run_cli("purge", "--url", base, "leads", first)
+        assert again.returncode == 1 and again.stdout == ""
+        assert again.stderr.count("\n") == 1 and "was purged" in again.stderr
+        assert "HTTP 404" in again.stderr
+        not_out = run_cli("enter", "--url", base, "leads", second)
+        assert not_out.returncode == 1 and "not outside" in not_out.stderr
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=10)
+    assert server.returncode == 0, err
+    unreachable = run_cli("gone", "--url", base, "--timeout", "2", "leads")
+    assert unreachable.returncode == 1 and "cannot reach a simulator" in unreachable.stderr
+    bad = run_cli("leave", "--url", base, "--fields", "[1]", "leads", first)
+    assert bad.returncode == 2 and "JSON object" in bad.stderr

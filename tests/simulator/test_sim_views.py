@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from tests.simulator.conftest import Client
+
 pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
 
 
@@ -34,6 +36,19 @@ def test_same_seed_same_data(sim):
 
     other = Simulator(password="x", demo_records=25, seed=1)
     assert other.truth("leads") == sim.truth("leads")
+
+
+def test_extra_apps_are_more_views_sharing_the_counter(make_sim):
+    sim = make_sim(extra_apps=3, demo_records=4)
+    client = Client(sim)
+    assert sim.view_keys() == ["leads", "visits", "app03", "app04", "app05"]
+    assert sim.view_url("app05").endswith("/Flowfinity/api/rest/v1/App05/views/App05Sync")
+    seen = [ids(client.view(key)) for key in sim.view_keys()]
+    assert all(len(view) == 4 for view in seen)
+    every = sorted(i for view in seen for i in view)
+    assert len(set(every)) == 20  # one site-wide counter: no id in two views
+    # The apps' submissions interleave, as on a site where all are in use.
+    assert max(seen[0]) > min(seen[4])
 
 
 def test_auth_is_required(sim, client):

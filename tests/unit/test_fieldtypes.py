@@ -328,3 +328,74 @@ def test_every_conversion_of_a_json_value_is_a_json_value(value, kind, flatten, 
     except TypeMismatch:
         return  # kept raw as text by the stream, or a failure by policy
     assert json_native(converted), (kind, value, converted)
+
+
+# The typer's compiled handlers against the per-value rules (Converter), record by record
+
+typer_values = json_values | st.sampled_from(
+    [
+        {"Selection": "a"},
+        {"Selection": ["a", "b"]},
+        {"Selection": [1, "a"]},
+        {"Selection": [{"x": 1}]},
+        {"Selection": 5},
+        {"Selection": " 2020-09-06T00:00:00 "},
+        {"Selection": None},
+        "2020-09-06T04:37:30.000",
+        "2020-09-06T04:37:30+02:00",
+        "2020-02-30T00:00:00",
+        "  ",
+        ["Yes"],
+    ]
+)
+COLUMN_NAMES = ["a", "b", "c", "d", "e", "f"]
+
+
+def reference_typing(row, properties, flatten, zone, skip):
+    """What RecordTyper.convert must do: Converter.convert on each value of a column."""
+    expected, misfits_of_others, misfits_of_text = dict(row), [], {}
+    for name, value in row.items():
+        schema = properties.get(name)
+        if schema is None or name in skip or value is None:
+            continue
+        kind = kind_of(schema)
+        if kind == JSON and not flatten:
+            continue
+        try:
+            expected[name] = Converter(kind, flatten=flatten, zone=zone).convert(value)
+        except TypeMismatch as exc:
+            if type(value) is str:
+                misfits_of_text[name] = (name, value, exc.kind)
+            else:
+                misfits_of_others.append((name, value, exc.kind))
+    order = [name for name in properties if name in misfits_of_text]
+    return expected, misfits_of_others + [misfits_of_text[name] for name in order]
+
+
+@given(
+    st.dictionaries(st.sampled_from(COLUMN_NAMES), st.sampled_from(ALL_KINDS), min_size=1),
+    st.lists(st.dictionaries(st.sampled_from([*COLUMN_NAMES, "new"]), typer_values), max_size=4),
+    st.booleans(),
+    st.sampled_from([None, VANCOUVER]),
+    st.sets(st.sampled_from(COLUMN_NAMES), max_size=2),
+)
+def test_the_typer_converts_each_value_as_its_column_kind_says(kinds, rows, flatten, zone, skip):
+    properties = {name: property_for_kind(kind) for name, kind in kinds.items()}
+    typer = RecordTyper(flatten=flatten, zone=zone, skip=skip)
+    for row in rows:  # one typer for many records, as in a stream
+        expected, expected_misfits = reference_typing(row, properties, flatten, zone, skip)
+        misfits = typer.convert(row, properties)
+        assert row == expected
+        assert [(m.field, m.value, m.kind) for m in misfits] == expected_misfits
+
+
+def test_the_typer_follows_a_schema_that_gains_a_column():
+    properties = {"a": property_for_kind(STRING)}
+    typer = RecordTyper(flatten=True, zone=None, skip=set())
+    row = {"a": {"Selection": "x"}, "b": "7"}
+    typer.convert(row, properties)
+    assert row == {"a": "x", "b": "7"}
+    properties["b"] = property_for_kind(INTEGER)  # a field added mid-stream
+    row = {"a": {"Selection": "y"}, "b": "7"}
+    typer.convert(row, properties)
+    assert row == {"a": "y", "b": 7}

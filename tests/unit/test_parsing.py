@@ -228,6 +228,104 @@ def test_a_large_record_split_in_small_chunks_is_read_in_few_scans():
     )
 
 
+# -- runs: the records complete in the buffer decoded in one call ----------------------------
+
+# A view's records all start with the same key; values that may hold that key's opening
+# again (a nested object), a lone surrogate (refused by the run decoder, taken by the
+# scanner) or the opening's text inside a string.
+run_values = st.recursive(
+    scalars | st.sampled_from(["\ud800", '{"id": 1}, {"id"', "}, {", "\\", ""]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["id", "x"]), inner, max_size=2)
+    ),
+    max_leaves=6,
+)
+view_records = st.lists(
+    st.builds(
+        lambda first, rest: {"id": first, **rest},
+        run_values,
+        st.dictionaries(st.sampled_from(["a", "b", "id2"]), run_values, max_size=3),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+def encode_view(rows, layout) -> bytes:
+    """As `encode`; a lone surrogate can only be sent escaped (ensure_ascii)."""
+    text = json.dumps(rows, default=str, **layout)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(rows, default=str, **{**layout, "ensure_ascii": True}).encode()
+
+
+@pytest.fixture
+def runs(monkeypatch):
+    """Counts the records decoded as runs, so a test knows that path was taken."""
+    from tap_flowfinity import parsing
+
+    decoded: list[int] = []
+    real = parsing._decode_run
+
+    def counting(text):
+        run = real(text)
+        decoded.append(len(run))
+        return run
+
+    monkeypatch.setattr(parsing, "_decode_run", counting)
+    return decoded
+
+
+@settings(max_examples=120, deadline=None)
+@given(view_records, layouts, st.lists(st.integers(min_value=0), max_size=8))
+def test_a_view_read_in_runs_yields_what_the_reference_parser_reads(rows, layout, cuts):
+    body = encode_view(rows, layout)
+    assert list(iter_records(chunked(body, cuts), "v")) == reference(body)
+
+
+@settings(max_examples=40, deadline=None)
+@given(view_records, layouts, st.data())
+def test_a_view_read_in_runs_and_cut_anywhere_is_truncated_after_the_same_records(
+    rows, layout, data
+):
+    body = encode_view(rows, layout).rstrip()
+    cut = data.draw(st.integers(min_value=0, max_value=len(body) - 1))
+    cuts = data.draw(st.lists(st.integers(min_value=0), max_size=4))
+    seen = []
+    with pytest.raises(TruncatedResponse):
+        for record in iter_records(chunked(body[:cut], cuts), "v"):
+            seen.append(record)
+    assert seen == reference(body)[: len(seen)]
+
+
+def test_a_long_view_is_decoded_in_runs(runs):
+    rows = [{"id": i, "name": f"n{i}", "price": "1.50", "o": {"id": i}} for i in range(999)]
+    body = json.dumps(rows, default=str).replace('"1.50"', "1.50").encode()
+    assert list(iter_records(chunked(body, list(range(0, len(body), 4000))), "v")) == reference(
+        body
+    )
+    assert sum(runs) > 900  # all but the records cut by a chunk's end
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'[{"a": 1}, {"a": 2},, {"a": 3}, {"a": 4}]',
+        b'[{"a": 1}, {"a": 2}, 3, {"a": 4}]',
+        b'[{"a": 1}, {"a": 2}, {"a": NaN}, {"a": 4}]',
+        b'[{"a": 1}, {"a": 2} {"a": 3}, {"a": 4}]',
+    ],
+)
+def test_a_run_with_an_error_leaves_it_to_the_scanner(body):
+    seen = []
+    with pytest.raises(MalformedResponse):
+        for record in iter_records(chunked(body, []), "v"):
+            seen.append(record)
+    assert seen == [{"a": 1}, {"a": 2}]
+
+
 def test_non_integer_numbers_are_exact_decimals_never_floats():
     """A float would turn 12345678901234567.89 into 1.2345678901234568e16, silently."""
     body = b'[{"big": 12345678901234567.89, "tenth": 0.1, "exp": 1.5E+3, "int": 7}]'

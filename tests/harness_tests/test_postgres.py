@@ -21,7 +21,7 @@ from tests.harness.postgres import PostgresError, ThrowawayPostgres
 
 pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_server_lifecycle_query_and_cleanup() -> None:
