@@ -67,8 +67,11 @@ class Recipe:
         server caps answers), or a failure after records of an id, each request asks from
         one below the last id and drops the records of that id already emitted; the id that
         ended the first answer, asked past before the cap showed, gets one request that
-        reads just that id's records. `capped`: an earlier run saw the server cap answers
-        (`answers_capped` tells after the read), so every request asks from one below.
+        reads just that id's records. Asking from one below, an answer of only the last id's
+        records (already emitted) is followed by one request after that id: a cap may have
+        fallen there, and the read ends on an answer with nothing new. `capped`: an earlier
+        run saw the server cap answers (`answers_capped` tells after the read), so every
+        request asks from one below.
         """
         view = self.client.view
         cursor_field = view.cursor_field
@@ -82,6 +85,7 @@ class Recipe:
         first_boundary: tuple[int, set[t.Any]] | None = None  # unproven: see the docstring
         retry_below = False  # the last attempt failed after records of `last_id`
         past_group = False  # ask from `last_id` once: see below
+        group_filled_answer = False  # the answer before held as many of `last_id` as any
         longest = 0  # the most records an answer has held
         while True:
             if answers and deadline is not None and time.monotonic() >= deadline:
@@ -118,14 +122,16 @@ class Recipe:
                 progress.retry()
                 continue
             if not delivered:
-                if below and skipped >= max(longest, 1):
-                    # Only records of the last id, and as many as any answer held: the cap
-                    # may fall inside the group. Asking from one below can never get past
-                    # it, so ask after the id once, to go on if more follows.
+                if below and skipped:
+                    # Only records of the last id, already emitted: the end of the view, or
+                    # a cap (fixed, or varying from answer to answer) that fell there. Asking
+                    # from one below can never get past it, so ask after the id once: the
+                    # recipe's own end is an answer with nothing after the last id.
                     past_group = True
+                    group_filled_answer = skipped >= max(longest, 1)
                     continue
                 break
-            if past_group:
+            if past_group and group_filled_answer:
                 self._warn_group_beyond_cap(last_id, longest)
             past_group = retry_below = False
             longest = max(longest, delivered + skipped)

@@ -184,6 +184,17 @@ class ViewStream(FastRecordMessages, SeamStream):
             self._read_complete = True
             self._end_of_read(state, start, reading.progress, watch)
 
+    @property
+    def state_as_given(self) -> t.Mapping[str, t.Any]:
+        """The stream's state, read without adding an entry for it to the tap's state.
+
+        The read-ahead plans every view before the first stream syncs; the SDK's
+        `get_context_state` would add an empty bookmark for each to every STATE written
+        meanwhile, which a run reading one view at a time never writes.
+        """
+        entry = self.tap_state.get("bookmarks", {}).get(self.name)
+        return entry if isinstance(entry, dict) else {}
+
     @cached_property
     def read_plan(self) -> tuple[Pass | None, int | None]:
         """The run's pass (None: incremental) and the cursor its first request asks from.
@@ -193,7 +204,7 @@ class ViewStream(FastRecordMessages, SeamStream):
         """
         bookmark = self.bookmark_at_start
         plan = plan_pass(
-            self.get_context_state(None),
+            self.state_as_given,
             bookmark=bookmark,
             start_last_submission_id=self.settings.start_last_submission_id,
             every_hours=self.view.reconcile_every_hours,
@@ -219,7 +230,7 @@ class ViewStream(FastRecordMessages, SeamStream):
             progress,
             request_counter.increment,
             self.deadline,
-            capped=bool(self.get_context_state(None).get(ANSWERS_CAPPED)),
+            capped=bool(self.state_as_given.get(ANSWERS_CAPPED)),
         )
         return Reading(start, progress, request_counter, records)
 

@@ -24,6 +24,7 @@ import requests
 from flowfinity_simulator import Simulator
 from flowfinity_simulator.replay import Capture
 from flowfinity_simulator.variants import Variants
+from tests.e2e.singer_checks import without_clocks
 from tests.harness.meltano import DEV_PASSWORD, DEV_USERNAME, TAP, run_meltano
 
 pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
@@ -59,9 +60,7 @@ def tap(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def sync(config: Path) -> list[dict]:
     """The sync's messages, without what differs between two runs of the same data."""
     messages = []
-    for line in tap(config).stdout.splitlines():
-        message = json.loads(line)
-        message.pop("time_extracted", None)
+    for message in without_clocks(json.loads(line) for line in tap(config).stdout.splitlines()):
         if message["type"] == "RECORD":
             deleted = message["record"].pop("_sdc_deleted_at")
             message["record"]["deleted"] = deleted is not None
