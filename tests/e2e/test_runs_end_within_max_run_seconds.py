@@ -21,6 +21,7 @@ every record once, at its last version, deletes flagged.
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 import typing as t
 from dataclasses import dataclass
@@ -94,17 +95,21 @@ def timed_run(env: MeltanoEnv, sim: Simulator, number: int) -> TimedRun:
     sim.clear_request_log()
     ids_before = sim.counter
     started = time.monotonic()
+    done: subprocess.CompletedProcess[str] | None
     try:
         done = run_job(env, timeout=RUN_TIMEOUT_S)
     except MeltanoError as error:
-        if error.returncode == -9:  # run_job's timeout: the group was killed
-            late = [r for r in sim.view_requests(VIEW) if r["time"] > time.time() - 5]
-            pytest.fail(
-                f"run {number} with max_run_seconds {MAX_RUN_SECONDS} did not end within "
-                f"{RUN_TIMEOUT_S}s: it kept asking ({len(sim.view_requests(VIEW))} requests, "
-                f"{len(late)} in its last 5 s)"
-            )
-        raise
+        if error.returncode != -9:  # -9: run_job's timeout killed the job
+            raise
+        done = None  # failed below, outside the handler: its log would bury the one line
+    if done is None:
+        requests = sim.view_requests(VIEW)
+        recent = [r for r in requests if r["time"] > time.time() - 5]
+        pytest.fail(
+            f"run {number} with max_run_seconds {MAX_RUN_SECONDS} did not end within "
+            f"{RUN_TIMEOUT_S}s: it kept asking ({len(requests)} requests, "
+            f"{len(recent)} in its last 5 s)"
+        )
     return TimedRun(
         time.monotonic() - started,
         tap_log(done.stderr),
