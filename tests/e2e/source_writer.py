@@ -56,6 +56,7 @@ class Writer(threading.Thread):
         pause_s: tuple[float, float] = WRITE_PAUSE_S,
         slow_submissions: bool = True,
         drift: bool = False,
+        bursts: bool = True,
     ) -> None:
         super().__init__(daemon=True, name="source-writer")
         self.sim = sim
@@ -63,6 +64,7 @@ class Writer(threading.Thread):
         self.pause_s = pause_s
         self.slow_submissions = slow_submissions
         self.drift = drift
+        self.bursts = bursts  # False: a steady rate of writes (a suite that measures one)
         self.rng = random.Random(seed)
         self.ids = [f"{i:09d}" for i in range(1, synthetic + 1)]  # every record not purged
         self.deleted: set[str] = set()
@@ -138,7 +140,8 @@ class Writer(threading.Thread):
         if op == "slow" and (bursty_phase or not self.slow_submissions):
             op = "create"
         if op == "burst" and (
-            not bursty_phase
+            not self.bursts
+            or not bursty_phase
             or self.pending
             or time.monotonic() - self.last_late < QUIET_AFTER_LATE_S
         ):
