@@ -331,6 +331,11 @@ class ThrowawayPostgres:
         """The temp dir holding the cluster, its socket and its log."""
         return self._require().base_dir
 
+    @property
+    def server_user(self) -> str:
+        """The OS user the server runs as (for messages)."""
+        return other_server_user() or pwd.getpwuid(os.geteuid()).pw_name
+
     def dsn(self, dbname: str | None = None) -> str:
         """libpq URI for psql and drivers."""
         info = self._require()
@@ -387,11 +392,6 @@ class ThrowawayPostgres:
     #
     # The server keeps its port and data across these, as a managed database does across a
     # restart or failover, so clients configured once reconnect to the same address.
-
-    @property
-    def server_user(self) -> str:
-        """The OS user the server runs as (for messages)."""
-        return other_server_user() or pwd.getpwuid(os.geteuid()).pw_name
 
     def restart(self, mode: str = "fast") -> None:
         """`pg_ctl restart -m <mode>`: every session is cut, the server is back on its port."""
