@@ -214,13 +214,22 @@ def record_counts(run_stderr: str, plugin: str = "tap-flowfinity") -> dict[str, 
     return counts
 
 
-# The tap's log lines that say what a run did with a view besides reading from its bookmark.
-TAP_NOTES = re.compile(r"tap-flowfinity\s+.*?((?:View|view) '[^']+'.*(?:reconcil|late).*)$")
+# The log lines that say what a run did besides reading from the bookmark: the tap's about
+# reconciling and late submissions, target-postgres's on applying an ACTIVATE_VERSION.
+RUN_NOTES = re.compile(
+    r"\b(tap-flowfinity)\s+((?:View|view) '[^']+'.*(?:reconcil|late).*)$"
+    r"|\b(target-postgres)\s+(An activate version message.*)$"
+)
 
 
-def tap_notes(run_stderr: str) -> list[str]:
-    """The tap's reconciliation and lateness lines, without Meltano's prefix."""
-    return [m.group(1).rstrip() for m in map(TAP_NOTES.search, run_stderr.splitlines()) if m]
+def run_notes(run_stderr: str) -> list[str]:
+    """Those lines as `<plugin>: <message>`, without Meltano's timestamp and level."""
+    notes = []
+    for match in map(RUN_NOTES.search, run_stderr.splitlines()):
+        if match:
+            plugin, message = match.group(1, 2) if match.group(1) else match.group(3, 4)
+            notes.append(f"{plugin}: {message.rstrip()}")
+    return notes
 
 
 def compact_state(bookmarks: dict[str, Any]) -> str:
@@ -297,8 +306,8 @@ def run_once(label: str, env: MeltanoEnv, command_prefix: str = "") -> dict[str,
     counts = record_counts(result.stderr)
     written = record_counts(result.stderr, "target-postgres")
     print(f"done in {time.monotonic() - started:.1f}s")
-    for note in tap_notes(result.stderr):
-        print(f"tap: {note}")
+    for note in run_notes(result.stderr):
+        print(note)
     print(f"records read per stream: {counts}; written: {written}")
     print(f"state stored by Meltano: {compact_state(get_bookmarks(env=env))}")
     return counts
