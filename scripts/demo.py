@@ -1,11 +1,14 @@
-"""`make demo`: the main job end to end, twice, against a local simulator and PostgreSQL.
+"""`make demo`: the main job end to end, three times, against a local simulator and PostgreSQL.
 
 1. start a throwaway PostgreSQL and the Flowfinity simulator (`flowfinity-simulator`);
 2. `meltano run tap-flowfinity target-postgres` (full first sync);
 3. change records in the simulator: create one, update one, move one to "Deleted";
 4. run the same command again (incremental, from the bookmark Meltano stored);
 5. print the table and what the second run read;
-6. stop both servers, whatever happened (also on Ctrl-C).
+6. purge one record (what Flowfinity's Delete operation does: it never shows up again, so no
+   incremental run can see it) and run once more with reconcile_every_hours 0: the run reads
+   the whole view and ends with ACTIVATE_VERSION, and exactly that row gets `_sdc_deleted_at`;
+7. stop both servers, whatever happened (also on Ctrl-C).
 
 Usage: python scripts/demo.py [--lookback N] [--demo-records N] [--keep-output]
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -178,6 +182,17 @@ def change_records_in_simulator(sim: SimulatorProcess, record_ids: list[str]) ->
     return {"created": str(created_id), "updated": to_update, "deleted": to_delete}
 
 
+def purge_in_simulator(sim: SimulatorProcess, record_id: str) -> None:
+    """Remove a lead physically, as Flowfinity's Delete operation does: no new submission id,
+    never in the view again, so a read from the cursor cannot see that it is gone."""
+    sim.control("POST", f"/_sim/views/{DEMO_APP}/records/{record_id}/purge", {})
+
+
+def gone_from_view(sim: SimulatorProcess) -> list[str]:
+    """The RecordIDs the simulator's view no longer shows (purged, or out of its filter)."""
+    return [str(record_id) for record_id in sim.control("GET", f"/_sim/gone/{DEMO_APP}")]
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -201,6 +216,50 @@ def record_counts(run_stderr: str, plugin: str = "tap-flowfinity") -> dict[str, 
             stream = str(point.get("tags", {}).get("stream", "?"))
             counts[stream] = counts.get(stream, 0) + int(point.get("value", 0))
     return counts
+
+
+# The log lines that say what a run did besides reading from the bookmark: the tap's about
+# reconciling and late submissions, target-postgres's on applying an ACTIVATE_VERSION.
+RUN_NOTES = re.compile(
+    r"\b(tap-flowfinity)\s+((?:View|view) '[^']+'.*(?:reconcil|late).*)$"
+    r"|\b(target-postgres)\s+(An activate version message.*)$"
+)
+
+
+def run_notes(run_stderr: str) -> list[str]:
+    """Those lines as `<plugin>: <message>`, without Meltano's timestamp and level."""
+    notes = []
+    for match in map(RUN_NOTES.search, run_stderr.splitlines()):
+        if match:
+            plugin, message = match.group(1, 2) if match.group(1) else match.group(3, 4)
+            notes.append(f"{plugin}: {message.rstrip()}")
+    return notes
+
+
+def compact_state(bookmarks: dict[str, Any]) -> str:
+    """Each stream's stored state on one line; the remembered ids as a count, not a list."""
+    parts = []
+    for stream, entry in sorted(bookmarks.items()):
+        shown = {k: v for k, v in entry.items() if k not in ("replication_key", "recent_ids")}
+        recent = entry.get("recent_ids")
+        if isinstance(recent, dict):
+            shown["recent_ids"] = (
+                f"{len(recent.get('ids', []))} ids in ({recent.get('from')}, {recent.get('to')}]"
+            )
+        parts.append(f"{stream}: {json.dumps(shown)}")
+    return "; ".join(parts)
+
+
+def flagged_rows(pg: ThrowawayPostgres, dbname: str) -> list[tuple[str, str]]:
+    """(RecordID, State) of every row the target has flagged with `_sdc_deleted_at`."""
+    return [
+        (str(record_id), str(state))
+        for record_id, state in pg.query(
+            f'SELECT "RecordID", "State" FROM {SCHEMA}.{DEMO_TABLE} '
+            'WHERE _sdc_deleted_at IS NOT NULL ORDER BY "RecordID"',
+            dbname=dbname,
+        )
+    ]
 
 
 def print_table(pg: ThrowawayPostgres, dbname: str, table: str) -> None:
@@ -240,8 +299,8 @@ def print_table(pg: ThrowawayPostgres, dbname: str, table: str) -> None:
     )
 
 
-def run_once(label: str, env: MeltanoEnv) -> dict[str, int]:
-    banner(f"{label}: meltano run tap-flowfinity target-postgres")
+def run_once(label: str, env: MeltanoEnv, command_prefix: str = "") -> dict[str, int]:
+    banner(f"{label}: {command_prefix}meltano run tap-flowfinity target-postgres")
     started = time.monotonic()
     try:
         result = run_job(env)
@@ -251,8 +310,10 @@ def run_once(label: str, env: MeltanoEnv) -> dict[str, int]:
     counts = record_counts(result.stderr)
     written = record_counts(result.stderr, "target-postgres")
     print(f"done in {time.monotonic() - started:.1f}s")
+    for note in run_notes(result.stderr):
+        print(note)
     print(f"records read per stream: {counts}; written: {written}")
-    print(f"bookmarks stored by Meltano: {json.dumps(get_bookmarks(env=env))}")
+    print(f"state stored by Meltano: {compact_state(get_bookmarks(env=env))}")
     return counts
 
 
@@ -318,6 +379,45 @@ def main() -> int:
             f"{counts.get(DEMO_TABLE, 0) - len(changed)} re-read from the overlap (upserted as is)"
         )
         print("the deleted record is kept with _sdc_deleted_at set (soft delete)")
+
+        banner("purging a record in the simulator (Flowfinity's Delete operation)")
+        flagged_before = flagged_rows(pg, "flowfinity_demo")
+        live = [
+            str(r[0])
+            for r in pg.query(
+                f'SELECT "RecordID" FROM {SCHEMA}.{DEMO_TABLE} '
+                'WHERE _sdc_deleted_at IS NULL ORDER BY "RecordID"',
+                dbname="flowfinity_demo",
+            )
+            if str(r[0]) not in changed.values()
+        ]
+        purged = live[0]
+        purge_in_simulator(sim, purged)
+        print(f"purged {purged}: the view no longer shows {gone_from_view(sim)}")
+        reconcile = dataclasses.replace(
+            env, extra={**env.extra, "TAP_FLOWFINITY_RECONCILE_EVERY_HOURS": "0"}
+        )
+        run_once(
+            "run 3 (reconciling: the whole view, then ACTIVATE_VERSION)",
+            reconcile,
+            "TAP_FLOWFINITY_RECONCILE_EVERY_HOURS=0 ",
+        )
+        flagged_after = flagged_rows(pg, "flowfinity_demo")
+        newly_flagged = sorted(set(flagged_after) - set(flagged_before))
+        banner(f"rows of {SCHEMA}.{DEMO_TABLE} with _sdc_deleted_at set, after run 3")
+        for record_id, state in flagged_after:
+            why = (
+                "purged: flagged by run 3's ACTIVATE_VERSION"
+                if record_id == purged
+                else f"State {state}: a soft delete, flagged since it was read so"
+            )
+            print(f"  {record_id}  ({why})")
+        if [record_id for record_id, _ in newly_flagged] != [purged]:
+            raise RuntimeError(f"expected only {purged} newly flagged, found {newly_flagged}")
+        print(
+            f"exactly the purged record {purged} is newly flagged; its row keeps its last "
+            f"values (State={dict(flagged_after)[purged]})"
+        )
         return 0
     except KeyboardInterrupt:
         print("\ninterrupted; stopping servers", file=sys.stderr)

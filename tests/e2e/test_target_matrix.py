@@ -1,8 +1,9 @@
-"""The same two syncs into every Singer target README "Targets" lists, each as Meltano runs it.
+"""The same three syncs into every Singer target README "Targets" lists, each as Meltano runs it.
 
 For each target: `meltano run tap-flowfinity <target>` (the plugin in its own virtualenv, as
 `meltano install` makes it, configured by meltano.yml), then create, update, delete and restore
-records in the simulator, then the same command again. Checked after each run, against the
+records in the simulator, then the same command again; then purge a record (Flowfinity's Delete)
+and run once more with `reconcile_every_hours` 0. Checked after each run, against the
 simulator's truth, in what the target stored:
 
 - upserting targets (database tables): one row per record, at its latest version;
@@ -10,7 +11,10 @@ simulator's truth, in what the target stored:
   truth (the lookback overlap re-reads some records: that is a repeated version, not a loss);
 - deletes flagged (`_sdc_deleted_at` set) and a restore unflagged;
 - the bookmark Meltano stored is the newest submission id, and the second run asks the view
-  from it (less the lookback): the target echoed the tap's STATE back.
+  from it (less the lookback): the target echoed the tap's STATE back;
+- what the target does with the reconciling run's ACTIVATE_VERSION, as observed and pinned
+  here (README "Targets"): target-postgres flags exactly the purged record's row; the others
+  keep it as it was, silently or with the log line each prints.
 
 The column types each target makes and how it stores a declared number (`99.90`), a date, a
 date-time, a multiple choice and a JSON object are pinned too: they are README "Targets".
@@ -66,6 +70,10 @@ class Target:
     upserts: bool  # one row per key (tables) or one line per record read (files)
     column_types: dict[str, str]  # what it makes of the tap's types (README "Targets")
     typed: dict[str, t.Any]  # TYPED_VALUES as stored, read back with exact decimals
+    # ACTIVATE_VERSION: whether the target flags the rows of older versions, and the line it
+    # logs on receiving one (None: it says nothing about it)
+    flags_older_versions: bool = False
+    activate_version_line: str | None = None
 
 
 # Both PostgreSQL targets, read back through row_to_json: the same values (not the same types).
@@ -91,6 +99,8 @@ TARGETS = [
             "Photo": "jsonb",
         },
         typed=AS_POSTGRES_STORES,
+        flags_older_versions=True,
+        activate_version_line="An activate version message for 'leads' was received. Draining...",
     ),
     Target(
         "target-postgres-pipelinewise",
@@ -137,6 +147,7 @@ TARGETS = [
             "CallbackRequested": ["Yes", "Later"],
             "Photo": PHOTO,
         },
+        activate_version_line="WARNING Unknown message type ACTIVATE_VERSION in message",
     ),
     Target(
         "target-csv",
@@ -149,6 +160,9 @@ TARGETS = [
             "CallbackRequested": "['Yes', 'Later']",  # Python's repr, not JSON
             "Photo": repr(PHOTO),
         },
+        activate_version_line=(
+            "ACTIVATE_VERSION message received but not implemented by this target. Ignoring."
+        ),
     ),
 ]
 
@@ -283,12 +297,25 @@ def assert_stored_matches_truth(target: Target, rows: list[Row], simulator: t.An
         )
 
 
+def flagged(rows: list[Row]) -> set[str]:
+    return {row["RecordID"] for row in rows if row["_sdc_deleted_at"] is not None}
+
+
+def target_lines_about_activate_version(target: Target, run_stderr: str) -> list[str]:
+    """The target's own log lines (Meltano prefixes them with its name) naming the message."""
+    return [
+        line
+        for line in run_stderr.splitlines()
+        if f"] {target.name} " in line and "activate" in line.lower()
+    ]
+
+
 def newest(simulator: t.Any) -> int:
     return max(int(r["lastSubmissionId"]) for r in simulator.truth(LEADS).values())
 
 
 @pytest.mark.parametrize("target", TARGETS, ids=[target.name for target in TARGETS])
-def test_first_and_incremental_sync(
+def test_first_incremental_and_reconciling_syncs(
     target: Target,
     simulator: t.Any,
     postgres: t.Any,
@@ -347,6 +374,29 @@ def test_first_and_incremental_sync(
     assert latest[ids[1]]["Company"] == "Renamed Inc"
     assert latest[ids[2]]["_sdc_deleted_at"] is not None
     assert latest[ids[0]]["_sdc_deleted_at"] is None
+    assert get_bookmarks(state_id, env=env)[LEADS]["replication_key_value"] == newest(simulator)
+
+    # A record purged (Flowfinity's Delete): no incremental run can see it; a reconciliation
+    # reads the whole view and ends with ACTIVATE_VERSION, which only some targets act on.
+    purged = ids[3]
+    simulator.purge(LEADS, purged)
+    env.extra["TAP_FLOWFINITY_RECONCILE_EVERY_HOURS"] = "0"
+
+    reconciling = run_meltano(["run", "tap-flowfinity", target.name], env=env)
+
+    third = stored.rows()
+    # The pass re-sends every record the view shows: an appending target gains a line each.
+    added = 0 if target.upserts else len(simulator.truth(LEADS))
+    assert len(third) == len(second) + added
+    expected_flags = {purged} if target.flags_older_versions else set()
+    assert flagged(third) - flagged(second) == expected_flags, target.name
+    assert purged in {row["RecordID"] for row in third}, "kept: flagged, or as it was"
+    assert_stored_matches_truth(target, [r for r in third if r["RecordID"] != purged], simulator)
+    lines = target_lines_about_activate_version(target, reconciling.stderr)
+    if target.activate_version_line is None:
+        assert lines == [], f"{target.name} said nothing about ACTIVATE_VERSION before"
+    else:
+        assert any(target.activate_version_line in line for line in lines), (target.name, lines)
     assert get_bookmarks(state_id, env=env)[LEADS]["replication_key_value"] == newest(simulator)
 
 
