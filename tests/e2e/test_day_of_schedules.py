@@ -281,6 +281,7 @@ def test_a_few_scheduled_runs(postgres, pg_database, tmp_path, capsys):
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(1800)  # 60 runs: ~9-12 minutes on 2 CPUs
 def test_a_day_of_schedules(postgres, pg_database, tmp_path, capsys):
     runs = 60
     day, summary, left = day_of_schedules(runs, postgres, pg_database, tmp_path / "meltano")
