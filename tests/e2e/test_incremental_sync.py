@@ -44,6 +44,7 @@ def test_first_sync_loads_every_view_once(simulator, meltano_env, postgres, pg_d
         )
 
 
+@pytest.mark.slow
 def test_second_sync_reads_only_from_the_bookmark(simulator, meltano_env, postgres, pg_database):
     run_job(meltano_env)
     bookmark = get_bookmarks(env=meltano_env)[LEADS]["replication_key_value"]

@@ -62,6 +62,7 @@ class Transcript:
                 assert secret not in text, f"{label} printed a secret ({secret[:6]}...)"
 
 
+@pytest.mark.slow
 def test_no_scenario_prints_the_password(simulator, meltano_env, tmp_path):
     simulator._password = SECRET  # the site's password is the canary
     views = [{"name": "leads", "url": simulator.view_url("leads")}]

@@ -32,6 +32,7 @@ def run_recipe(name: str, meltano_env, tmp_path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_backfill_and_reset_one_view_recipes(meltano_env, simulator, tmp_path):
     # A fresh project that should not read all history: start after an id.
     truth = sorted(int(r["lastSubmissionId"]) for r in simulator.truth("leads").values())

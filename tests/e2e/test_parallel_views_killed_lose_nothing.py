@@ -83,6 +83,7 @@ def commits(postgres, dbname, sim) -> dict[str, str | None]:
     return {key: last_commit(postgres, dbname, key) for key in sim.view_keys()}
 
 
+@pytest.mark.slow
 def test_parallel_views_killed_mid_run_lose_nothing(postgres, pg_database, tmp_path):
     ensure_installed()
     rng = random.Random(SEED)

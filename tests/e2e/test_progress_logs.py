@@ -14,6 +14,7 @@ from tests.harness.meltano import DEV_PASSWORD, DEV_USERNAME, TAP
 pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
 
 
+@pytest.mark.slow
 def test_progress_lines_and_summary(tmp_path):
     # No bookmark: the first sync is a reconciliation, and its lines say so.
     with Simulator(username=DEV_USERNAME, password=DEV_PASSWORD, synthetic=3000) as sim:

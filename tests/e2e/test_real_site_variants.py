@@ -94,6 +94,7 @@ def test_each_variant_syncs_into_postgres_equal_to_the_source(
         assert all(not r["repeated"] for r in sim.requests)
 
 
+@pytest.mark.slow
 def test_a_resumed_meltano_run_never_asks_from_scratch(simulator, meltano_env):
     """`meltano run` of this editable install discovers before every run (no catalog cache)."""
     run_job(meltano_env)

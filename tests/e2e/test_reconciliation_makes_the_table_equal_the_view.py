@@ -25,7 +25,7 @@ from tests.e2e.pipeline import Pipeline
 from tests.e2e.run_checks import SystemDatabase, log_tail
 from tests.harness.meltano import MeltanoEnv, ensure_installed, kill_group, run_job, start_meltano
 
-pytestmark = pytest.mark.e2e  # starts the simulator, PostgreSQL and Meltano
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # starts the simulator, PostgreSQL and Meltano
 
 LEADS = "leads"
 RECONCILE = {"TAP_FLOWFINITY_RECONCILE_EVERY_HOURS": "0"}

@@ -20,6 +20,7 @@ from tests.harness.meltano import REPO_ROOT
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
+@pytest.mark.timeout(1000)  # `make demo` has 900 s of its own (below)
 def test_make_demo_with_the_embedded_server_and_no_system_postgres(tmp_path: Path):
     env = pg_binaries.env_without_system_postgres(tmp_path / "bin")
     for program in ("psql", "pg_ctl", "initdb", "postgres", "pg_config"):

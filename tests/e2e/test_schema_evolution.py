@@ -41,6 +41,7 @@ def small_sample(meltano_env):
     return meltano_env
 
 
+@pytest.mark.slow
 def test_new_fields_mid_sync_and_between_syncs_land_in_postgres(
     simulator, small_sample, postgres, pg_database
 ):
@@ -96,6 +97,7 @@ def test_new_fields_mid_sync_and_between_syncs_land_in_postgres(
     assert get_bookmarks(env=env)[LEADS]["replication_key_value"] == max_cursor(simulator)
 
 
+@pytest.mark.slow
 def test_a_run_that_fails_after_a_new_field_resumes_and_loses_nothing(
     simulator, small_sample, postgres, pg_database
 ):

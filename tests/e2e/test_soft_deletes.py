@@ -21,6 +21,7 @@ def live_count(postgres, dbname):
     return int(postgres.query(sql, dbname)[0][0])
 
 
+@pytest.mark.slow
 def test_delete_is_flagged_and_restore_unflags(simulator, meltano_env, postgres, pg_database):
     run_job(meltano_env)
     victim = sorted(simulator.truth(LEADS))[0]
@@ -45,6 +46,7 @@ def test_delete_is_flagged_and_restore_unflags(simulator, meltano_env, postgres,
     assert_table_matches_truth(postgres, pg_database, simulator, LEADS)
 
 
+@pytest.mark.slow
 def test_record_created_and_deleted_between_runs(simulator, meltano_env, postgres, pg_database):
     run_job(meltano_env)
     created = simulator.create(LEADS, {"Company": "Short Lived"})

@@ -36,7 +36,7 @@ from tests.e2e.source_writer import VIEW
 from tests.harness.meltano import run_job, run_meltano, start_meltano
 from tests.harness.postgres import ThrowawayPostgres
 
-pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # starts the simulator and PostgreSQL
 
 LOOKBACK = 1000  # the shipped default
 STORE_DB = "meltano"

@@ -18,6 +18,7 @@ TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA, TARGET_POSTGRES_BATCH_SIZE_ROWS.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -259,16 +260,45 @@ def plugins_installed(names: Sequence[str] = MAIN_JOB_PLUGINS) -> bool:
     return all(plugin_executable(name).exists() for name in names)
 
 
+# Held while plugins are installed: the test workers of one `pytest -n` share .meltano/, and
+# two `meltano install`s of one plugin at once would rebuild its venv under each other.
+INSTALL_LOCK = SHARED_SYS_DIR / ".install.lock"
+
+
 def ensure_installed(*names: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
     """`meltano install` the plugins not installed yet (default: the main job's two).
 
-    Each plugin gets its own virtualenv, as Meltano installs it for users.
+    Each plugin gets its own virtualenv, as Meltano installs it for users. Safe to call from
+    several processes at once: one installs while the others wait, then find it installed.
     """
-    missing = [name for name in (names or MAIN_JOB_PLUGINS) if not plugins_installed([name])]
-    if missing:
-        with tempfile.TemporaryDirectory(prefix="ff-meltano-") as home:
-            env = MeltanoEnv(home=Path(home), private_run_dir=False)
-            run_meltano(["install", *missing], env=env, timeout=timeout)
+    wanted = names or MAIN_JOB_PLUGINS
+    # Checked under the lock: a plugin being installed has its executable before it is whole.
+    SHARED_SYS_DIR.mkdir(exist_ok=True)
+    with INSTALL_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        missing = [name for name in wanted if not plugins_installed([name])]
+        if missing:
+            with tempfile.TemporaryDirectory(prefix="ff-meltano-") as home:
+                env = MeltanoEnv(home=Path(home), private_run_dir=False)
+                run_meltano(["install", *missing], env=env, timeout=timeout)
+            precompile_plugins(missing)
+
+
+def precompile_plugins(names: Sequence[str]) -> None:
+    """Byte-compile the plugins' venvs, which Meltano installs without .pyc files.
+
+    Otherwise each `meltano run` that first imports a module compiles it, and tests running
+    at the same time all pay for that. A file that does not compile is left to fail at import.
+    """
+    for name in names:
+        venv = plugin_executable(name).parent.parent
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "compileall", "-q", str(venv / "lib")],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=DEFAULT_TIMEOUT_S,
+            check=False,
+        )
 
 
 def _resolve_env(env: MeltanoEnv | Mapping[str, str] | None) -> dict[str, str]:

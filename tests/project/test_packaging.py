@@ -25,6 +25,8 @@ VERSION = re.search(r'^version = "([^"]+)"', (REPO_ROOT / "pyproject.toml").read
 WARNING = re.compile(r"deprecat|BuildBackendWarning|SetuptoolsWarning", re.IGNORECASE)
 
 pytestmark = pytest.mark.slow
+# Both build in the checkout (its build/ and *.egg-info): on one worker, one after the other.
+builds_in_the_checkout = pytest.mark.xdist_group("builds_in_the_checkout")
 
 
 def warnings_in(output: str) -> list[str]:
@@ -53,6 +55,7 @@ def test_python_m_runs_the_tap_cli():
     assert '"name": "tap-flowfinity"' in out
 
 
+@builds_in_the_checkout
 def test_wheel_and_sdist_build_cleanly(tmp_path: Path):
     proc = subprocess.run(
         [sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(tmp_path)],
@@ -83,6 +86,7 @@ def test_wheel_and_sdist_build_cleanly(tmp_path: Path):
     assert {"LICENSE", "README.md", "pyproject.toml", "tap_flowfinity/tap.py"} <= members
 
 
+@builds_in_the_checkout
 def test_pip_install_into_a_fresh_venv_prints_no_warnings(tmp_path: Path):
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
