@@ -13,12 +13,16 @@ durably holds -- every record whose latest version has an id <= that bookmark (a
 late-visible submission, which the lookback overlap covers) is in the table at that version;
 no RecordID twice. At the end (writer stopped, one more run): the table equals the
 simulator's truth -- every record once, at its latest version, `_sdc_deleted_at` exactly on
-the deleted ones -- and the stored bookmark is the newest submission id.
+the deleted ones -- and the stored bookmark is the newest submission id. A late-visible
+version may be missing then only when it became visible more than `lookback` ids late (a
+loaded machine stretches the runs); a reconciliation run must then make the table equal the
+truth (the summary counts these as `late_beyond_lookback`).
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import os
 import random
 import signal
@@ -53,6 +57,7 @@ from tests.harness.meltano import (
 
 pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
 FIXED_SEED = 20_240_611
+RECONCILE = {"TAP_FLOWFINITY_RECONCILE_EVERY_HOURS": "0"}
 KILLS_PER_EPISODE = 5
 FIRST_SYNC_KILLS = 2  # of them, during the first (bookmark-less) sync; it then completes
 SIGTERM_SHARE = 0.3
@@ -80,6 +85,7 @@ class Episode:
         self.duplicates = 0
         self.records = 0
         self.lost = 0
+        self.late_missed = 0  # late versions beyond the overlap, loaded by the reconciliation
         self.versions = 0
         self.ops: collections.Counter[str] = collections.Counter()
 
@@ -152,9 +158,20 @@ class Episode:
         self.resumes += 1
         run_job(env, timeout=300)
         self.completed += 1
-        self.final_check(sim, env, writer)
+        self.final_check(sim, env, writer, reconciled=False)
+        if self.late_missed:
+            # Became visible more than `lookback` ids below what a run had read (a loaded
+            # machine stretches runs, so the writer cannot always keep within the overlap):
+            # the documented remedy, a reconciliation, must load it and change nothing else.
+            run_job(dataclasses.replace(env, extra={**env.extra, **RECONCILE}), timeout=300)
+            self.completed += 1
+            self.final_check(sim, env, writer, reconciled=True)
 
-    def final_check(self, sim: Simulator, env: MeltanoEnv, writer: Writer) -> None:
+    def final_check(
+        self, sim: Simulator, env: MeltanoEnv, writer: Writer, *, reconciled: bool
+    ) -> None:
+        """The table equals the truth, but (before a reconciliation) for late versions the
+        lookback overlap could not reach."""
         truth = sim.truth(VIEW)
         rows = pg_rows(self.postgres, self.dbname)
         held = dict(rows)
@@ -163,18 +180,26 @@ class Episode:
         self.ops = writer.ops
         self.versions = sum(writer.ops.values()) + SYNTHETIC_RECORDS
         late = writer.late_versions()
+        missing = {
+            rid: r for rid, r in truth.items() if held.get(rid) != int(r["lastSubmissionId"])
+        }
+        late_missed = {
+            rid for rid, r in missing.items() if (rid, int(r["lastSubmissionId"])) in late
+        }
+        if not reconciled:
+            self.late_missed = len(late_missed)
+            missing = {rid: r for rid, r in missing.items() if rid not in late_missed}
         lost = [
             f"{rid}@{r['lastSubmissionId']} (table: {held.get(rid)}, "
-            f"late: {(rid, int(r['lastSubmissionId'])) in late}, state: {r.get('State')})"
-            for rid, r in truth.items()
-            if held.get(rid) != int(r["lastSubmissionId"])
+            f"late: {rid in late_missed}, state: {r.get('State')})"
+            for rid, r in missing.items()
         ]
         self.lost = len(lost)
         if lost:
             self.violations.append(
                 f"seed {self.seed}: lost {lost[:5]}; bookmarks stored: {self.bookmarks}"
             )
-        if self.lost == 0 and self.duplicates == 0:
+        if self.lost == 0 and self.duplicates == 0 and (reconciled or not late_missed):
             assert_table_matches_truth(self.postgres, self.dbname, sim, VIEW)
         newest = max(int(r["lastSubmissionId"]) for r in truth.values())
         assert self.system_db.bookmark() == newest, "reads the same state as `meltano state get`"
@@ -213,6 +238,7 @@ def test_chaos_kills_lose_and_duplicate_nothing(postgres, tmp_path, capsys):
         f"versions={sum(e.versions for e in episodes)} "
         f"(slow={ops['slow']} bursts={ops['burst']} deletes={ops['delete']}) "
         f"lost={sum(e.lost for e in episodes)} "
+        f"late_beyond_lookback={sum(e.late_missed for e in episodes)} (then reconciled) "
         f"duplicates={sum(e.duplicates for e in episodes)} "
         f"bookmark_violations={sum(len(e.violations) for e in episodes)} "
         f"in {time.monotonic() - started:.0f}s"
