@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tap_flowfinity.recipe import Recipe
 from tap_flowfinity.retries import RetryBudget
+from tap_flowfinity.tap import TapFlowfinity
 from tests.harness.meltano import TAP
 
 STREAM = "leads"
@@ -36,6 +37,30 @@ def record_sleeps(monkeypatch: t.Any) -> list[float]:
 
     monkeypatch.setattr(Recipe, "new_retry_budget", budget)
     return waits
+
+
+def view_config(sim: t.Any, password: str, **extra: t.Any) -> dict[str, t.Any]:
+    """A tap config reading the simulator's `leads` view, with `extra` settings."""
+    return {
+        "username": "integration",
+        "password": password,
+        "views": [{"name": STREAM, "url": sim.view_url(STREAM)}],
+        **extra,
+    }
+
+
+def sync_in_process(
+    capsys: t.Any, cfg: dict[str, t.Any], state: dict[str, t.Any] | None = None
+) -> list[dict[str, t.Any]]:
+    """The tap synced in this process from `state`: the Singer messages it wrote."""
+    capsys.readouterr()
+    TapFlowfinity(config=cfg, state=state).sync_all()
+    return parse_output(capsys.readouterr().out)
+
+
+def last_state(messages: list[dict[str, t.Any]]) -> dict[str, t.Any]:
+    """The value of the last STATE message: what a target would store."""
+    return [m for m in messages if m["type"] == "STATE"][-1]["value"]
 
 
 def parse_output(text: str) -> list[dict[str, t.Any]]:

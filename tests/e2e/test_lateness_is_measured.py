@@ -8,14 +8,13 @@ how many ids late it was, and warns, naming the setting, once that reaches half 
 
 from __future__ import annotations
 
-import json
 import logging
 
 import pytest
 
 from flowfinity_simulator import Simulator
 from tap_flowfinity.lateness import RECENT_IDS_BOUND
-from tap_flowfinity.tap import TapFlowfinity
+from tests.e2e.singer_checks import last_state, sync_in_process, view_config
 
 pytestmark = pytest.mark.e2e  # starts the simulator
 
@@ -29,19 +28,12 @@ def sim():
 
 
 def config(sim, **extra):
-    return {
-        "username": "integration",
-        "password": PASSWORD,
-        "views": [{"name": "leads", "url": sim.view_url("leads")}],
-        "progress_interval": 0,
-        **extra,
-    }
+    return view_config(sim, PASSWORD, progress_interval=0, **extra)
 
 
 def run(capsys, cfg, state=None):
-    TapFlowfinity(config=cfg, state=state).sync_all()
-    messages = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    return messages, [m for m in messages if m["type"] == "STATE"][-1]["value"]
+    messages = sync_in_process(capsys, cfg, state)
+    return messages, last_state(messages)
 
 
 def late_lines(caplog):

@@ -7,14 +7,13 @@ stopped pass resumes with the same version. The tap runs in-process against the 
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from flowfinity_simulator import Fault, Simulator
-from tap_flowfinity.tap import TapFlowfinity
+from tests.e2e.singer_checks import last_state, sync_in_process, view_config
 
 pytestmark = pytest.mark.e2e  # starts the simulator
 
@@ -28,26 +27,11 @@ def sim():
 
 
 def config(sim, **extra):
-    return {
-        "username": "integration",
-        "password": PASSWORD,
-        "views": [{"name": "leads", "url": sim.view_url("leads")}],
-        "progress_interval": 0,
-        **extra,
-    }
-
-
-def run(capsys, cfg, state=None):
-    TapFlowfinity(config=cfg, state=state).sync_all()
-    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    return view_config(sim, PASSWORD, progress_interval=0, **extra)
 
 
 def records(messages):
     return [m for m in messages if m["type"] == "RECORD"]
-
-
-def last_state(messages):
-    return [m for m in messages if m["type"] == "STATE"][-1]["value"]
 
 
 def stream_state(messages):
@@ -74,14 +58,14 @@ def assert_a_whole_pass(messages, sim):
 
 
 def test_a_first_sync_is_a_pass_that_activates_its_version_after_its_last_record(sim, capsys):
-    messages = run(capsys, config(sim))
+    messages = sync_in_process(capsys, config(sim))
     assert_a_whole_pass(messages, sim)
 
 
 def test_an_incremental_run_carries_no_version_and_activates_nothing(sim, capsys):
-    state = last_state(run(capsys, config(sim)))
+    state = last_state(sync_in_process(capsys, config(sim)))
     sim.create("leads")
-    messages = run(capsys, config(sim), state)
+    messages = sync_in_process(capsys, config(sim), state)
     assert records(messages), "the new record"
     assert all("version" not in r for r in records(messages))
     assert activations(messages) == []
@@ -90,10 +74,10 @@ def test_an_incremental_run_carries_no_version_and_activates_nothing(sim, capsys
 def test_reconcile_every_hours_zero_reconciles_every_run_and_never_moves_the_bookmark_back(
     sim, capsys
 ):
-    first = run(capsys, config(sim))
+    first = sync_in_process(capsys, config(sim))
     bookmark = stream_state(first)["replication_key_value"]
     sim.create("leads")
-    messages = run(capsys, config(sim, reconcile_every_hours=0), last_state(first))
+    messages = sync_in_process(capsys, config(sim, reconcile_every_hours=0), last_state(first))
     version = assert_a_whole_pass(messages, sim)
     assert version > activations(first)[0]["version"]
     bookmarks = [
@@ -109,10 +93,10 @@ def test_reconcile_every_hours_zero_reconciles_every_run_and_never_moves_the_boo
 def test_a_pass_runs_when_the_last_completed_one_is_older_than_the_setting(
     sim, capsys, age_hours, reconciles
 ):
-    state = last_state(run(capsys, config(sim)))
+    state = last_state(sync_in_process(capsys, config(sim)))
     then = datetime.now(timezone.utc) - timedelta(hours=age_hours)
     state["bookmarks"]["leads"]["reconciled"]["at"] = then.isoformat()
-    messages = run(capsys, config(sim, reconcile_every_hours=24), state)
+    messages = sync_in_process(capsys, config(sim, reconcile_every_hours=24), state)
     assert bool(activations(messages)) is reconciles
     assert (len(records(messages)) == len(sim.truth("leads"))) is reconciles
 
@@ -122,18 +106,20 @@ def test_the_setting_is_per_view(sim, capsys):
         {"name": "leads", "url": sim.view_url("leads"), "reconcile_every_hours": 0},
         {"name": "visits", "url": sim.view_url("visits")},
     ]
-    state = last_state(run(capsys, {**config(sim), "views": views}))
-    messages = run(capsys, {**config(sim), "views": views}, state)
+    state = last_state(sync_in_process(capsys, {**config(sim), "views": views}))
+    messages = sync_in_process(capsys, {**config(sim), "views": views}, state)
     assert [m["stream"] for m in activations(messages)] == ["leads"]
 
 
 def test_a_pass_stopped_by_max_run_seconds_activates_nothing_and_the_next_run_finishes_it(
     sim, capsys, caplog
 ):
-    state = last_state(run(capsys, config(sim)))
+    state = last_state(sync_in_process(capsys, config(sim)))
     sim.max_records_per_response = 7
     sim.faults.add(Fault("slow", delay=0.3, times=None))  # the limit passes during answer 1
-    stopped = run(capsys, config(sim, reconcile_every_hours=0, max_run_seconds=0.2), state)
+    stopped = sync_in_process(
+        capsys, config(sim, reconcile_every_hours=0, max_run_seconds=0.2), state
+    )
     assert activations(stopped) == [], "a pass that did not reach the end activates nothing"
     begun = stream_state(stopped)["reconciling"]
     assert len(records(stopped)) == 7, "stopped after the answer in hand"
@@ -144,7 +130,9 @@ def test_a_pass_stopped_by_max_run_seconds_activates_nothing_and_the_next_run_fi
     sim.faults.clear()
     sim.clear_request_log()
     caplog.set_level(logging.INFO)
-    finished = run(capsys, config(sim), last_state(stopped))  # the setting is not even needed
+    finished = sync_in_process(
+        capsys, config(sim), last_state(stopped)
+    )  # the setting is not even needed
     (activate,) = activations(finished)
     assert activate["version"] == begun["version"], "the same pass, resumed"
     # [0] is discovery's sample; the pass resumes one below its last id (a group may be cut)
