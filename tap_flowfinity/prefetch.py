@@ -169,7 +169,8 @@ class ReadAhead:
     """The tap's read-ahead: started by the first stream that syncs, over the ones to sync.
 
     `jobs` lists the views the run will sync, in the order the SDK syncs them (the selected
-    streams, in the tap's order): deselected views are never read.
+    streams, in the tap's order): deselected views are never read. A run that syncs one view
+    reads nothing ahead.
     """
 
     def __init__(
@@ -225,6 +226,12 @@ class ReadAhead:
 
     def _start(self) -> None:
         jobs = self._make_jobs()
+        if len(jobs) < 2:
+            # One view: nothing to read meanwhile, and a reader thread would only contend
+            # with the stream for the interpreter (a first sync of 100k records: ~15% slower,
+            # ~15% more CPU). The stream reads its view itself; the socket buffers ahead.
+            self._jobs = {}
+            return
         self._every_job = list(jobs)
         self._jobs = {job.name: job for job in jobs}
         self._pending.extend(jobs)

@@ -3,7 +3,8 @@
 When the tap's stdout is not read for a while (a target that pushes back, a busy machine), the
 view's reader thread reads ahead until the read-ahead buffer is full (prefetch.py); what it
 holds then is the tap's peak memory. The tap runs as users run it, as its own process, against
-a simulator view larger than the buffer, with nobody reading its stdout for a second.
+two simulator views (a run of one view reads nothing ahead), the first larger than the buffer,
+with nobody reading its stdout for a second.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def test_peak_memory_behind_a_blocked_stdout_stays_under_the_limit(tmp_path: Pat
     report = tmp_path / "time.txt"
     with Simulator(password=PASSWORD, synthetic=RECORDS) as sim:
         config = tmp_path / "config.json"
-        views = [{"name": "leads", "url": sim.view_url("leads")}]
+        views = [{"name": name, "url": sim.view_url(name)} for name in ("leads", "visits")]
         config.write_text(
             json.dumps({"username": "integration", "password": PASSWORD, "views": views})
         )
