@@ -399,3 +399,32 @@ def test_the_typer_follows_a_schema_that_gains_a_column():
     row = {"a": {"Selection": "y"}, "b": "7"}
     typer.convert(row, properties)
     assert row == {"a": "y", "b": 7}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2020-09-06T04:37:30.000",  # Flowfinity's form: the typer's shortcut
+        "2020-09-06T04:37:30.0001",
+        "2020-09-06T04:37:30.00",
+        "2020-09-06 04:37:30.000",
+        "2020-09-06T04:37:30.000Z",
+        "2020-09-06T04:37:30.000+02:00",
+        "2020-02-30T04:37:30.000",  # the form, but no such day
+        "2020-09-06T24:37:30.000",
+        "\uff12\uff10\uff12\uff10-09-06T04:37:30.000",  # digits, but not ASCII ones
+        " 2020-09-06T04:37:30.000 ",
+    ],
+)
+@pytest.mark.parametrize("zone", [None, VANCOUVER])
+def test_the_typers_date_time_shortcut_agrees_with_the_general_rule(text, zone):
+    """The typer matches Flowfinity's own form with a narrower pattern first."""
+    properties = {"at": property_for_kind(DATE_TIME)}
+    row = {"at": text}
+    misfits = RecordTyper(flatten=True, zone=zone, skip=set()).convert(row, properties)
+    try:
+        expected = convert(DATE_TIME, text, zone=zone)
+    except TypeMismatch:
+        assert [m.value for m in misfits] == [text] and row == {"at": text}
+    else:
+        assert not misfits and row == {"at": expected}

@@ -130,7 +130,7 @@ def test_stop_ends_every_reader_and_closes_its_answer():
 
 def test_a_stream_abandoned_mid_view_stops_its_reader():
     views = Views(10 * BUFFERED_RECORDS)
-    read_ahead = ReadAhead(2, lambda: [views.job("a")])
+    read_ahead = ReadAhead(2, lambda: [views.job("a"), views.job("b")])
     reading = read_ahead.take("a", None)
     assert reading is not None
     records = iter(reading.records)
@@ -138,6 +138,15 @@ def test_a_stream_abandoned_mid_view_stops_its_reader():
     t.cast(t.Generator[t.Any, None, None], records).close()  # the SDK stopped the stream
     read_ahead.threads[0].join(timeout=30)
     assert not read_ahead.threads[0].is_alive() and views.closed == {"a"}
+    read_ahead.stop()
+
+
+def test_a_run_of_one_view_reads_it_in_the_stream_itself():
+    views = Views(10)
+    read_ahead = ReadAhead(4, lambda: [views.job("a")])
+    assert read_ahead.enabled
+    assert read_ahead.take("a", None) is None
+    assert read_ahead.threads == [] and views.opened == []
 
 
 def test_another_start_than_assumed_is_read_by_the_stream_itself():
