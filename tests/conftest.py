@@ -18,6 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests judge the code, not the machine: on a loaded 2-CPU machine (three test
+# workers, other jobs) generating an input may take seconds, and Hypothesis would fail the
+# test for it (its `too_slow` health check and per-example `deadline` are clock readings).
+settings.register_profile("flowfinity", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("flowfinity")
 
 # pytest puts tests/ (this file's dir, no __init__.py) on sys.path, not the repo root;
 # `tests.harness` is imported by that name here and by `python -m tests.harness.postgres`.
