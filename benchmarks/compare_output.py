@@ -14,11 +14,12 @@ then change the view and each side runs again from the last STATE of its own fir
 incremental run, which is what is compared (the first sync's verdict is printed too). Both
 sides read the same source: both first syncs run before the writes, both second runs after.
 
-The outputs are compared message by message after masking what a clock decides: RECORD
-`time_extracted`, the `version` of RECORD and ACTIVATE_VERSION messages (a reconciliation's
-table version, in milliseconds), the `version` and `at` of the state's `reconciled` and
-`reconciling` entries, and a record's `_sdc_deleted_at` when the tap set it from the time it
-read the record (kept: whether it is set). Numbers are compared exactly (decimals, not floats).
+The outputs are compared message by message after masking what a clock decides
+(tests/harness/singer_clocks.py): RECORD `time_extracted`, a reconciliation's table version
+(RECORD and ACTIVATE_VERSION `version`, numbered per stream as they come), the `version` and
+`at` of the state's `reconciled` and `reconciling` entries, and a record's `_sdc_deleted_at`
+when the tap set it from the time it read the record (kept: whether it is set). Numbers are
+compared exactly (decimals, not floats).
 Verdicts: IDENTICAL (every message equal), SAME RECORDS (the RECORDs equal and in the same
 order, stream and record; other messages differ, e.g. a newer revision's ACTIVATE_VERSION or
 state keys: the first such differences are printed), DIFFERENT (the records differ: the first
@@ -53,15 +54,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from flowfinity_simulator import Simulator  # noqa: E402
+from tests.harness.singer_clocks import ClockMask  # noqa: E402
 
 USER, PASSWORD = "integration", "compare-password"
 VIEW = "leads"
 SIDES = ("base", "head")
 SHOWN_DIFFERENCES = 5
-MASKED = "<masked>"
-# The state's entries of a reconciliation whose `version` and `at` a clock decides.
-RECONCILIATION_KEYS = ("reconciled", "reconciling")
-DELETED_AT = "_sdc_deleted_at"
 # The writes of `--incremental`, by weight: most change existing records, as on a site.
 WRITE_WEIGHTS = {"update": 5, "create": 3, "delete": 2}
 
@@ -116,41 +114,12 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def masked(message: dict[str, t.Any]) -> dict[str, t.Any]:
-    """The message with the values a clock decides replaced by MASKED (see the docstring)."""
-    kind = message.get("type")
-    if kind == "RECORD":
-        message.pop("time_extracted", None)
-        record = message.get("record")
-        if isinstance(record, dict) and record.get(DELETED_AT) is not None:
-            record[DELETED_AT] = MASKED
-    if kind in ("RECORD", "ACTIVATE_VERSION") and "version" in message:
-        message["version"] = MASKED
-    if kind == "STATE":
-        _mask_reconciliations(message.get("value"))
-    return message
-
-
-def _mask_reconciliations(node: t.Any) -> None:
-    """Mask `version` and `at` inside every `reconciled` / `reconciling` entry of a state."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in RECONCILIATION_KEYS and isinstance(value, dict):
-                for clocked in ("version", "at"):
-                    if clocked in value:
-                        value[clocked] = MASKED
-            else:
-                _mask_reconciliations(value)
-    elif isinstance(node, list):
-        for item in node:
-            _mask_reconciliations(item)
-
-
 def messages(path: Path) -> t.Iterator[dict[str, t.Any]]:
-    """The output's messages, masked."""
+    """The output's messages, masked (tests/harness/singer_clocks.py)."""
+    mask = ClockMask(deleted_at=True)
     with path.open("rb") as lines:
         for line in lines:
-            yield masked(json.loads(line, parse_float=Decimal))
+            yield mask(json.loads(line, parse_float=Decimal))
 
 
 def records(path: Path) -> t.Iterator[dict[str, t.Any]]:

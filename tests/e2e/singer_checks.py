@@ -151,36 +151,3 @@ def run_cli(
 
 def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith(ERROR_PREFIX)]
-
-
-def without_clocks(messages: t.Iterable[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
-    """The messages with every clock reading masked, so two runs of the same data compare equal.
-
-    The clock shows in RECORD `time_extracted` (dropped), in a reconciliation's table version
-    (RECORD and ACTIVATE_VERSION `version`, the state's `reconciling`/`reconciled`
-    `version`: milliseconds when the pass began) and in when it ended (`reconciled.at`).
-    Each stream's distinct versions become `<version N>` in order of appearance, so a RECORD
-    whose version differs from the one activated still shows (two streams may begin their
-    passes in the same millisecond, or not).
-    """
-    names: dict[tuple[str, t.Any], str] = {}
-
-    def name(stream: str, version: t.Any) -> str:
-        known = sum(1 for named, _ in names if named == stream)
-        return names.setdefault((stream, version), f"<version {known + 1}>")
-
-    masked = []
-    for original in messages:
-        message = json.loads(json.dumps(original))
-        message.pop("time_extracted", None)
-        if message.get("type") in {"RECORD", "ACTIVATE_VERSION"} and "version" in message:
-            message["version"] = name(message["stream"], message["version"])
-        if message.get("type") == "STATE":
-            for stream, entry in message["value"].get("bookmarks", {}).items():
-                for key in ("reconciling", "reconciled"):
-                    if isinstance(entry.get(key), dict) and "version" in entry[key]:
-                        entry[key]["version"] = name(stream, entry[key]["version"])
-                if isinstance(entry.get("reconciled"), dict) and "at" in entry["reconciled"]:
-                    entry["reconciled"]["at"] = "<clock>"
-        masked.append(message)
-    return masked

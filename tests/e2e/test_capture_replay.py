@@ -24,8 +24,8 @@ import requests
 from flowfinity_simulator import Simulator
 from flowfinity_simulator.replay import Capture
 from flowfinity_simulator.variants import Variants
-from tests.e2e.singer_checks import without_clocks
 from tests.harness.meltano import DEV_PASSWORD, DEV_USERNAME, TAP, run_meltano
+from tests.harness.singer_clocks import without_clocks
 
 pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
 

@@ -20,7 +20,7 @@ from flowfinity_simulator import Simulator
 from tap_flowfinity.fastpath import FastRecordMessages
 from tap_flowfinity.tap import TapFlowfinity
 from tap_flowfinity.writer import FlowfinityWriter
-from tests.e2e.singer_checks import without_clocks
+from tests.harness.singer_clocks import without_clocks
 
 pytestmark = pytest.mark.e2e  # starts the simulator
 

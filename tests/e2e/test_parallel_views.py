@@ -26,10 +26,10 @@ from tests.e2e.singer_checks import (
     parse_output,
     run_cli,
     versions,
-    without_clocks,
     write_json,
 )
 from tests.harness.meltano import TAP
+from tests.harness.singer_clocks import without_clocks
 
 pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
 
