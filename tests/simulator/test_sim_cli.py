@@ -14,27 +14,29 @@ import pytest
 
 pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
 
+CLI = [sys.executable, "-m", "flowfinity_simulator.cli"]
+
+
+def run_cli(*args):
+    """One command of the simulator's CLI, run to its end."""
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=30)
+
+
+def start_server(ready_file, *args, env=None):
+    """The simulator served by its CLI on a free port, 5 demo records a view."""
+    return subprocess.Popen(
+        [*CLI, "--port", "0", "--demo-records", "5", *args, "--ready-file", str(ready_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+
 
 def test_ready_line_serves_and_exits_on_sigterm(tmp_path):
     ready_file = tmp_path / "ready.json"
     secret = "cli-secret-9"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "flowfinity_simulator.cli",
-            "--port",
-            "0",
-            "--demo-records",
-            "5",
-            "--ready-file",
-            str(ready_file),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "FLOWFINITY_SIM_PASSWORD": secret},
-        text=True,
-    )
+    proc = start_server(ready_file, env={**os.environ, "FLOWFINITY_SIM_PASSWORD": secret})
     try:
         line = proc.stdout.readline()
         info = json.loads(line)
@@ -57,23 +59,9 @@ def test_ready_line_serves_and_exits_on_sigterm(tmp_path):
 
 
 def test_refuses_a_non_loopback_host_without_the_flag():
-    result = subprocess.run(
-        [sys.executable, "-m", "flowfinity_simulator.cli", "--host", "0.0.0.0", "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run_cli("--host", "0.0.0.0", "--port", "0")
     assert result.returncode == 2
     assert "loopback" in result.stderr
-
-
-def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "flowfinity_simulator.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
 
 
 def control_get(base_url, path):
@@ -83,24 +71,7 @@ def control_get(base_url, path):
 
 def test_commands_purge_leave_enter_and_gone_on_a_running_simulator(tmp_path):
     ready_file = tmp_path / "ready.json"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "flowfinity_simulator.cli",
-            "--port",
-            "0",
-            "--demo-records",
-            "5",
-            "--delete-operation",
-            "purge",
-            "--ready-file",
-            str(ready_file),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    server = start_server(ready_file, "--delete-operation", "purge")
     try:
         base = json.loads(server.stdout.readline())["base_url"]
         assert control_get(base, "/_sim/variants")["delete_operation"] == "purge"
