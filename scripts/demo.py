@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import dataclasses
 import json
 import os
 import re
@@ -394,9 +393,7 @@ def main() -> int:
         purged = live[0]
         purge_in_simulator(sim, purged)
         print(f"purged {purged}: the view no longer shows {gone_from_view(sim)}")
-        reconcile = dataclasses.replace(
-            env, extra={**env.extra, "TAP_FLOWFINITY_RECONCILE_EVERY_HOURS": "0"}
-        )
+        reconcile = env.reconciling()
         run_once(
             "run 3 (reconciling: the whole view, then ACTIVATE_VERSION)",
             reconcile,

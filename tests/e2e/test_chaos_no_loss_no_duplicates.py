@@ -22,7 +22,6 @@ truth (the summary counts these as `late_beyond_lookback`).
 from __future__ import annotations
 
 import collections
-import dataclasses
 import os
 import random
 import signal
@@ -57,7 +56,6 @@ from tests.harness.meltano import (
 
 pytestmark = pytest.mark.e2e  # starts a server (the simulator, PostgreSQL or both)
 FIXED_SEED = 20_240_611
-RECONCILE = {"TAP_FLOWFINITY_RECONCILE_EVERY_HOURS": "0"}
 KILLS_PER_EPISODE = 5
 FIRST_SYNC_KILLS = 2  # of them, during the first (bookmark-less) sync; it then completes
 SIGTERM_SHARE = 0.3
@@ -163,7 +161,7 @@ class Episode:
             # Became visible more than `lookback` ids below what a run had read (a loaded
             # machine stretches runs, so the writer cannot always keep within the overlap):
             # the documented remedy, a reconciliation, must load it and change nothing else.
-            run_job(dataclasses.replace(env, extra={**env.extra, **RECONCILE}), timeout=300)
+            run_job(env.reconciling(), timeout=300)
             self.completed += 1
             self.final_check(sim, env, writer, reconciled=True)
 

@@ -11,7 +11,6 @@ the job; the same holds while a chaos writer changes the view.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 import typing as t
@@ -28,7 +27,6 @@ from tests.harness.meltano import MeltanoEnv, ensure_installed, kill_group, run_
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # starts the simulator, PostgreSQL and Meltano
 
 LEADS = "leads"
-RECONCILE = {"TAP_FLOWFINITY_RECONCILE_EVERY_HOURS": "0"}
 # Commits during the pass, so the watcher sees the table between them.
 SMALL_BATCHES = {"TARGET_POSTGRES_BATCH_SIZE_ROWS": "500"}
 
@@ -91,10 +89,6 @@ def job_env(sim: Simulator, postgres: t.Any, dbname: str, home: Path, **extra: s
     )
 
 
-def with_extra(env: MeltanoEnv, **extra: str) -> MeltanoEnv:
-    return dataclasses.replace(env, extra={**env.extra, **extra})
-
-
 def flagged(postgres: t.Any, dbname: str) -> set[str]:
     rows = table_rows(postgres, dbname, LEADS)
     return {rid for rid, row in rows.items() if row["_sdc_deleted_at"] is not None}
@@ -129,7 +123,7 @@ def test_a_pass_flags_what_the_view_lost_and_loads_a_submission_2500_ids_late(
         sim.clear_request_log()
         truth_before = set(sim.truth(LEADS))
         with Watcher(postgres, pg_database, lambda: truth_before) as watcher:
-            run_job(with_extra(env, **RECONCILE))
+            run_job(env.reconciling())
         assert watcher.violations == []
         assert watcher.polls >= 3, "the watcher saw the pass"
         assert flagged(postgres, pg_database) >= {*purged, left}
@@ -165,7 +159,7 @@ def test_hard_delete_removes_exactly_the_rows_the_view_lost(
         run_job(env)
         gone = [sim.purge(LEADS, rid)["RecordID"] for rid in sorted(sim.truth(LEADS))[::7]]
         sim.delete(LEADS, sorted(sim.truth(LEADS))[1])  # a soft delete: kept either way
-        run_job(with_extra(env, **RECONCILE))
+        run_job(env.reconciling())
         rows = table_rows(postgres, pg_database, LEADS)
         if hard_delete:
             assert not set(gone) & set(rows)
@@ -173,7 +167,7 @@ def test_hard_delete_removes_exactly_the_rows_the_view_lost(
         else:
             assert all(rows[rid]["_sdc_deleted_at"] is not None for rid in gone)
             assert_table_matches_truth(postgres, pg_database, sim, LEADS, gone_flagged=True)
-        run_job(with_extra(env, **RECONCILE))  # a second pass keeps every present row
+        run_job(env.reconciling())  # a second pass keeps every present row
         assert_table_matches_truth(postgres, pg_database, sim, LEADS, gone_flagged=not hard_delete)
 
 
@@ -215,7 +209,7 @@ def test_a_pass_killed_half_way_flags_nothing_and_the_next_run_finishes_it(
         run_job(env)
         purged = [sim.purge(LEADS, f"{n:09d}")["RecordID"] for n in (5, 2500, 5900)]
 
-        reconcile = with_extra(env, **RECONCILE)
+        reconcile = env.reconciling()
         with Watcher(postgres, pg_database, lambda: sim.truth(LEADS)) as watcher:
             kill_once_the_pass_is_loading(reconcile, postgres, pg_database)
         assert watcher.violations == []
@@ -236,8 +230,8 @@ def test_under_the_chaos_writer_passes_flag_only_what_the_view_lost(
     line = Pipeline(
         postgres, pg_database, tmp_path / "meltano", seed=99, synthetic=5000, drift=True
     )
-    line.env = with_extra(line.env, **SMALL_BATCHES)
-    reconcile = with_extra(line.env, **RECONCILE)
+    line.env = line.env.with_extra(**SMALL_BATCHES)
+    reconcile = line.env.reconciling()
     try:
         run_job(line.env)
         line.writer.start()

@@ -380,9 +380,7 @@ def test_first_incremental_and_reconciling_syncs(
     # reads the whole view and ends with ACTIVATE_VERSION, which only some targets act on.
     purged = ids[3]
     simulator.purge(LEADS, purged)
-    env.extra["TAP_FLOWFINITY_RECONCILE_EVERY_HOURS"] = "0"
-
-    reconciling = run_meltano(["run", "tap-flowfinity", target.name], env=env)
+    reconciling = run_meltano(["run", "tap-flowfinity", target.name], env=env.reconciling())
 
     third = stored.rows()
     # The pass re-sends every record the view shows: an appending target gains a line each.

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,14 @@ class MeltanoEnv:
     def __post_init__(self) -> None:
         self.home = Path(self.home)
         self.home.mkdir(parents=True, exist_ok=True)
+
+    def with_extra(self, **extra: str) -> MeltanoEnv:
+        """The same installation (system DB, state, home), with more variables set."""
+        return replace(self, extra={**self.extra, **extra})
+
+    def reconciling(self) -> MeltanoEnv:
+        """The same installation, its runs reconciling every view (`reconcile_every_hours` 0)."""
+        return self.with_extra(TAP_FLOWFINITY_RECONCILE_EVERY_HOURS="0")
 
     @property
     def database_uri(self) -> str:
