@@ -58,9 +58,8 @@ STOP_WAIT_SECONDS = 1.0
 
 @dataclasses.dataclass
 class Reading:
-    """One view's read: where it starts, its progress and request counter, its records."""
+    """One view's read: its progress and request counter, its records (`Job.start`: where)."""
 
-    start: int | None
     progress: Progress
     request_counter: metrics.Counter
     records: t.Iterator[Record]

@@ -232,7 +232,7 @@ class ViewStream(FastRecordMessages, SeamStream):
             self.deadline,
             capped=bool(self.state_as_given.get(ANSWERS_CAPPED)),
         )
-        return Reading(start, progress, request_counter, records)
+        return Reading(progress, request_counter, records)
 
     # Whether this sync read its view to the end (else the read-ahead stops: the run failed,
     # or the SDK cut the stream short).

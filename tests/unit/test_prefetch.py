@@ -39,7 +39,6 @@ class Views:
     def reading(self, name: str, start: int | None) -> Reading:
         self.opened.append(name)
         return Reading(
-            start,
             Progress(LOGGER, name, "id", start, 0),
             metrics.Counter(metrics.Metric.HTTP_REQUEST_COUNT),
             self.records(name),
