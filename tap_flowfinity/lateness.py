@@ -41,7 +41,9 @@ class LatenessWatch:
 
     bookmark: int | None  # at the start of the run
     lookback: int
-    known_from: int = 0  # (known_from, known_to]: earlier runs' ids known
+    # (known_from, known_to]: earlier runs' ids known; records with an id up to known_to are
+    # judged (-1: none).
+    known_from: int = 0
     known_to: int = -1
     known: frozenset[int] = frozenset()
     late: list[LateSubmission] = field(default_factory=list)
@@ -63,15 +65,10 @@ class LatenessWatch:
                 watch.known_to = -1  # a memory of another shape: judge nothing
         return watch
 
-    @property
-    def horizon(self) -> int:
-        """Records with an id up to here are judged (-1: none)."""
-        return self.known_to
-
     def see(self, submission_id: int, record_id: t.Any) -> None:
-        """A record at or below the horizon: late if no earlier run emitted its id."""
+        """A record at or below `known_to`: late if no earlier run emitted its id."""
         if submission_id > self.known_from and submission_id not in self.known:
-            late_by = (self.bookmark or 0) - submission_id  # a horizon needs a bookmark
+            late_by = (self.bookmark or 0) - submission_id  # known_to needs a bookmark
             self.late.append(LateSubmission(record_id, submission_id, late_by))
 
     def memory(self, bookmark: int | None, first_ask: int | None) -> dict[str, t.Any] | None:

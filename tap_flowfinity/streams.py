@@ -254,7 +254,7 @@ class ViewStream(FastRecordMessages, SeamStream):
         below that id (a resumed pass asks that id again and counts its records anew).
         """
         cursor_field = self.view.cursor_field
-        horizon = watch.horizon
+        horizon = watch.known_to
         remember = watch.emitted.append
         plan = self._pass
         high = -1
