@@ -52,13 +52,14 @@ class Recipe:
         count_request: t.Callable[[], None],
         deadline: float | None = None,
         capped: bool = False,
-    ) -> t.Generator[dict[str, t.Any], None, bool]:
+    ) -> t.Iterator[dict[str, t.Any]]:
         """Every record after `start`, each once, asking until an answer brings nothing new.
 
         The records already emitted stay emitted when a request fails and none is skipped;
-        the retry budget restarts whenever an answer makes progress. Returns whether the
-        read reached the end of the view (False: stopped at `deadline`, a `time.monotonic`
-        instant, after the answer in hand; one answer is always read to its end).
+        the retry budget restarts whenever an answer makes progress. At `deadline` (a
+        `time.monotonic` instant) the read stops after the answer in hand, one answer
+        always read to its end; `read_complete` tells afterwards whether it reached the
+        end of the view (the read may run in a read-ahead thread).
 
         Records may share one submission id (a multi-record transaction), and an answer may
         end inside such a group: capped by the server, or cut by a failure. A view whose ids
@@ -90,7 +91,7 @@ class Recipe:
         while True:
             if answers and deadline is not None and time.monotonic() >= deadline:
                 self.read_complete = False
-                return False
+                return
             delivered = skipped = 0
             count_request()  # attempts, failed ones included
             progress.request()
@@ -147,7 +148,6 @@ class Recipe:
         if (answers or last_id is not None) and not self.client.state_seen:
             self.logger.warning(self.client.missing_state_warning())
         self.read_complete = True
-        return True
 
     def _warn_group_beyond_cap(self, submission_id: int | None, longest: int) -> None:
         """A group as long as the server's cap: records past the cap would be out of reach."""
