@@ -70,6 +70,15 @@ PRIVATE_TOUCH_POINTS: tuple[TouchPoint, ...] = (
         _STREAM, "_write_record_message", "override", "(self, record: 'types.Record') -> 'None'"
     ),
     TouchPoint(_STREAM, "_write_schema_message", "call", "(self) -> 'None'"),
+    TouchPoint(
+        _STREAM,
+        "_write_starting_replication_value",
+        "call",
+        "(self, context: 'types.Context | None') -> 'None'",
+    ),
+    TouchPoint(
+        _STREAM, "_check_max_record_limit", "call", "(self, current_record_index: 'int') -> 'None'"
+    ),
     TouchPoint(_STREAM, "_stream_maps", "write", ""),
     TouchPoint(_STREAM, "_stream_version", "write", ""),
     TouchPoint(
@@ -156,16 +165,72 @@ class SeamStream(RESTStream[int]):
         if self.child_streams or partition_context:
             super()._process_record(record, child_context, partition_context)
 
+    # Whether a plain stream's records go through `plain_record_loop` (False: the SDK's loop
+    # always; tests/e2e/test_fast_path_changes_no_output.py compares the two).
+    use_plain_record_loop: t.ClassVar[bool] = True
+
     @override
     def _sync_records(
         self, context: Context | None = None, *, write_messages: bool = True
     ) -> t.Generator[dict[str, t.Any], t.Any, t.Any]:
         # Why private: no public hook runs when a stream's sync fails (`Stream.sync` and
         # `Tap.sync_all` are final), and records the writer buffered must still go out.
+        # And the SDK's loop, general enough for partitions and child streams, costs a
+        # tenth of a first sync's CPU more than `plain_record_loop` (benchmarks/seam_costs.py).
+        plain = (
+            self.use_plain_record_loop
+            and write_messages
+            and context is None
+            and self.selected
+            and not self.child_streams
+            and self.partitions is None
+        )
         try:
-            yield from super()._sync_records(context, write_messages=write_messages)
+            if plain:
+                yield from self.plain_record_loop()
+            else:
+                yield from super()._sync_records(context, write_messages=write_messages)
         finally:
             self.after_sync_records()
+
+    def plain_record_loop(self) -> t.Generator[dict[str, t.Any], t.Any, t.Any]:
+        """The SDK's `_sync_records` for a plain stream, each record's hooks called directly.
+
+        Plain: selected, writing messages, without context, partitions or child streams.
+        The steps are the SDK's, in its order; the hooks (`post_process`,
+        `write_record_message`, `note_cursor`) are those its private methods reach.
+
+        Why private: the SDK's steps around the records (`_write_starting_replication_value`,
+        `_check_max_record_limit`, `_finalize_state`) have no public name.
+        tests/unit/test_sdk_seam.py fails when the SDK's loop changes, so an upgrade
+        re-checks this copy against it.
+        """
+        record_counter = self.get_record_counter()
+        timer = self.get_sync_timer()
+        post_process, write, note = self.post_process, self.write_record_message, self.note_cursor
+        count = record_counter.increment
+        limit, every = self.ABORT_AT_RECORD_COUNT, self.STATE_MSG_FREQUENCY
+        index = 0
+        with record_counter, timer:
+            record_counter.with_context({})
+            timer.with_context({})
+            self._write_starting_replication_value(None)
+            for record in self.get_records(None):
+                if limit is not None:
+                    self._check_max_record_limit(current_record_index=index)
+                processed = post_process(record, None)
+                if processed is None:
+                    continue
+                write(processed)
+                note(processed, None)
+                if (index + 1) % every == 0:
+                    self._write_state_message()
+                count()
+                yield processed
+                index += 1
+            self._finalize_state(self.get_context_state(None))
+        self._finalize_state(self.stream_state)
+        self._write_state_message()
 
     @override
     def _write_record_message(self, record: dict[str, t.Any]) -> None:

@@ -1,11 +1,11 @@
-"""The fast path changes the tap's speed, never its output.
+"""The fast path and the seam's own record loop change the tap's speed, never its output.
 
-The same sync runs twice against the same simulator, with the fast path on and off (off: every
-record takes the SDK's own selection, conformance, stream maps and message objects); the
-Singer messages must be equal one by one, except clock readings (`time_extracted`, a
-reconciliation's table version). Each
-scenario also checks that the fast run did take the fast path, so the comparison is not
-between two runs of the SDK's path.
+The same sync runs twice against the same simulator, with both on and both off (off: every
+record goes through the SDK's own record loop, selection, conformance, stream maps and message
+objects); the Singer messages must be equal one by one, except clock readings
+(`time_extracted`, a reconciliation's table version). Each scenario also checks that the fast
+run did take the fast path and the plain loop, so the comparison is not between two runs of
+the SDK's path.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ import json
 import typing as t
 
 import pytest
+from singer_sdk.exceptions import AbortedSyncPausedException
 
 from flowfinity_simulator import Simulator
 from tap_flowfinity.fastpath import FastRecordMessages
+from tap_flowfinity.sdk_seam import SeamStream
 from tap_flowfinity.tap import TapFlowfinity
 from tap_flowfinity.writer import FlowfinityWriter
 from tests.harness.singer_clocks import without_clocks
@@ -77,20 +79,29 @@ def sync(
 ) -> tuple[list[dict[str, t.Any]], int]:
     """The run's messages, clock readings masked, and how many records took the writer's
     direct path."""
-    direct = 0
+    direct = plain_loops = 0
     write_record = FlowfinityWriter.write_record
+    plain_record_loop = SeamStream.plain_record_loop
 
     def counting(self: FlowfinityWriter, *args: t.Any) -> None:
         nonlocal direct
         direct += 1
         write_record(self, *args)
 
+    def counting_loops(self: SeamStream) -> t.Generator[dict[str, t.Any], t.Any, t.Any]:
+        nonlocal plain_loops
+        plain_loops += 1
+        return plain_record_loop(self)
+
     with monkeypatch.context() as patch:
         patch.setattr(FastRecordMessages, "fast_path", fast)
+        patch.setattr(SeamStream, "use_plain_record_loop", fast)
         patch.setattr(FlowfinityWriter, "write_record", counting)
+        patch.setattr(SeamStream, "plain_record_loop", counting_loops)
         capsys.readouterr()
         TapFlowfinity(config=cfg, catalog=copy.deepcopy(catalog)).sync_all()
         out = capsys.readouterr().out
+    assert plain_loops == (1 if fast else 0), "the plain record loop was (not) taken"
     return without_clocks(json.loads(line) for line in out.splitlines()), direct
 
 
@@ -132,3 +143,22 @@ def test_fast_path_with_a_deselected_field_writes_what_the_sdk_writes(
     fast, _ = sync(capsys, monkeypatch, cfg, catalog, fast=True)
     assert fast == slow
     assert all("EmailAddress" not in m.get("record", {}) for m in fast)
+
+
+@pytest.mark.parametrize("plain", [True, False], ids=["plain loop", "SDK loop"])
+def test_a_record_limit_stops_either_loop_after_as_many_records(
+    sim: Simulator,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    plain: bool,
+) -> None:
+    """The SDK's dry-run limit (`ABORT_AT_RECORD_COUNT`) holds in the plain loop too."""
+    monkeypatch.setattr(SeamStream, "use_plain_record_loop", plain)
+    tap = TapFlowfinity(config=config(sim))
+    stream = tap.streams["leads"]
+    monkeypatch.setattr(stream, "ABORT_AT_RECORD_COUNT", 5)
+    capsys.readouterr()
+    with pytest.raises(AbortedSyncPausedException):  # the SDK's answer to the limit
+        tap.sync_all()
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len([m for m in out if m["type"] == "RECORD"]) == 5
