@@ -389,7 +389,8 @@ class ViewStream(FastRecordMessages, SeamStream):
         re-reads, and fails again until the view is sorted, rather than skipping records.
         """
         try:
-            yield from super().get_records(context)
+            # What the SDK's `get_records` does, without its generator in every record's way.
+            yield from self.request_records(context)
         except UnsortedView:
             self._rewind_bookmark(context)
             raise

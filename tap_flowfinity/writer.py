@@ -32,6 +32,7 @@ _FLUSH_BYTES = 64 * 1024
 # How long a RECORD's `time_extracted` is reused: the SDK stamps each record; a millisecond
 # apart, records get one stamp.
 _STAMP_SECONDS = 0.001
+_clock = time.time
 
 
 class FlowfinityWriter(GenericSingerWriter[bytes, "Message"]):
@@ -48,7 +49,8 @@ class FlowfinityWriter(GenericSingerWriter[bytes, "Message"]):
         # wrote its records); a tap that is gone by then has nothing left to write.
         atexit.register(_flush_if_alive, weakref.ref(self))
         self._head = self._tail = b""
-        self._framed_for: tuple[str, int | None] | None = None
+        self._framed_stream: str | None = None
+        self._framed_version: int | None = None
         self._stamped_at = 0.0
 
     @override
@@ -71,8 +73,12 @@ class FlowfinityWriter(GenericSingerWriter[bytes, "Message"]):
         Only the record is encoded per call: the bytes around it (stream, version, and
         `time_extracted`, renewed each millisecond) are reused.
         """
-        now = time.time()
-        if now - self._stamped_at >= _STAMP_SECONDS or (stream, version) != self._framed_for:
+        now = _clock()
+        if (
+            now - self._stamped_at >= _STAMP_SECONDS
+            or stream != self._framed_stream
+            or version != self._framed_version
+        ):
             self._frame(stream, version)
             self._stamped_at = now
         buffer = self._buffer
@@ -94,7 +100,7 @@ class FlowfinityWriter(GenericSingerWriter[bytes, "Message"]):
         self._tail = (
             tail + b',"time_extracted":' + _encoder.encode(datetime.now(timezone.utc)) + b"}\n"
         )
-        self._framed_for = (stream, version)
+        self._framed_stream, self._framed_version = stream, version
 
     def _write_line(self, line: bytes, *, is_record: bool) -> None:
         buffer = self._buffer
