@@ -4,7 +4,7 @@ Usage (from the repository root):
 
     .venv/bin/python benchmarks/seam_costs.py --records 50000 --rounds 3
 
-tap_flowfinity/sdk_seam.py overrides three private SDK methods for speed only. Each variant
+tap_flowfinity/sdk_seam.py overrides four private SDK methods for speed only. Each variant
 below turns one of them back into the SDK's own behaviour; every variant runs a first sync
 of the same synthetic view (served by a `flowfinity-simulator` subprocess, so its CPU is not
 counted) in a fresh process, stdout to /dev/null, rounds interleaved. Printed: the median
@@ -33,6 +33,7 @@ VARIANTS = {
     "SDK per-record state (_increment_stream_state)": "state",
     "SDK _process_record": "process",
     "SDK record messages (_write_record_message, fast path off)": "messages",
+    "SDK record loop (_sync_records, plain loop off)": "loop",
 }
 
 
@@ -51,6 +52,8 @@ def child(variant: str, url: str) -> None:
         SeamStream._process_record = Stream._process_record  # type: ignore[method-assign]
     elif variant == "messages":
         FastRecordMessages.fast_path = False
+    elif variant == "loop":
+        SeamStream.use_plain_record_loop = False
     config = {"username": USER, "password": PASSWORD, "views": [{"name": "leads", "url": url}]}
     tap = TapFlowfinity(config=config)
     started = time.process_time()
