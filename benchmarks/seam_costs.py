@@ -2,9 +2,9 @@
 
 Usage (from the repository root):
 
-    .venv/bin/python benchmarks/seam_costs.py --records 50000 --rounds 3
+    .venv/bin/python benchmarks/seam_costs.py --records 200000 --rounds 5
 
-tap_flowfinity/sdk_seam.py overrides four private SDK methods for speed only. Each variant
+tap_flowfinity/sdk_seam.py overrides three private SDK methods for speed only. Each variant
 below turns one of them back into the SDK's own behaviour; every variant runs a first sync
 of the same synthetic view (served by a `flowfinity-simulator` subprocess, so its CPU is not
 counted) in a fresh process, stdout to /dev/null, rounds interleaved. Printed: the median
@@ -31,7 +31,6 @@ USER, PASSWORD = "integration", "seam-costs-password"
 VARIANTS = {
     "as shipped": "",
     "SDK per-record state (_increment_stream_state)": "state",
-    "SDK _process_record": "process",
     "SDK record messages (_write_record_message, fast path off)": "messages",
     "SDK record loop (_sync_records, plain loop off)": "loop",
 }
@@ -39,7 +38,6 @@ VARIANTS = {
 
 def child(variant: str, url: str) -> None:
     """Run one sync in this process with `variant` undone; print its CPU seconds to stderr."""
-    from singer_sdk import Stream
 
     from tap_flowfinity.fastpath import FastRecordMessages
     from tap_flowfinity.sdk_seam import SeamStream
@@ -48,8 +46,6 @@ def child(variant: str, url: str) -> None:
 
     if variant == "state":
         ViewStream.note_cursor = SeamStream.note_cursor  # type: ignore[method-assign]
-    elif variant == "process":
-        SeamStream._process_record = Stream._process_record  # type: ignore[method-assign]
     elif variant == "messages":
         FastRecordMessages.fast_path = False
     elif variant == "loop":
@@ -93,8 +89,8 @@ def measure(variant: str, url: str) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--records", type=int, default=50_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()

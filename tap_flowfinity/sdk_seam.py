@@ -7,8 +7,8 @@ upgrade that would silently break bookmarks or the fast path breaks CI instead. 
 override is marked `@override`, so mypy also fails when a base method disappears.
 
 Where speed is the reason, the cost is measured by `benchmarks/seam_costs.py` (a first sync
-of 50k synthetic records, each override undone alone, CPU of the sync relative to the tap
-as shipped; 2 CPUs, noisy: x1.13 means about 13% more CPU without the override).
+of 200k synthetic records, each override undone alone, CPU of the sync relative to the tap
+as shipped; 2 CPUs, noisy: x1.10 means about 10% more CPU without the override).
 """
 
 from __future__ import annotations
@@ -51,13 +51,6 @@ PRIVATE_TOUCH_POINTS: tuple[TouchPoint, ...] = (
     TouchPoint(_STREAM, "_write_state_message", "override", "(self) -> 'None'"),
     TouchPoint(
         _STREAM, "_finalize_state", "override", "(self, state: 'dict | None' = None) -> 'None'"
-    ),
-    TouchPoint(
-        _STREAM,
-        "_process_record",
-        "override",
-        "(self, record: 'types.Record', child_context: 'types.Context | None' = None, "
-        "partition_context: 'types.Context | None' = None) -> 'None'",
     ),
     TouchPoint(
         _STREAM,
@@ -134,7 +127,7 @@ class SeamStream(RESTStream[int]):
         self, latest_record: dict[str, t.Any], *, context: Context | None = None
     ) -> None:
         # Why private: the SDK has no public per-record state hook. ViewStream defers the
-        # state update to the next STATE (the SDK's per-record update: x1.13 CPU) and never
+        # state update to the next STATE (the SDK's per-record update: x1.24 CPU) and never
         # moves a bookmark back when the lookback re-reads records below it.
         self.note_cursor(latest_record, context)
 
@@ -152,19 +145,6 @@ class SeamStream(RESTStream[int]):
         self.before_state_message()
         super()._finalize_state(state)
 
-    @override
-    def _process_record(
-        self,
-        record: dict[str, t.Any],
-        child_context: Context | None = None,
-        partition_context: Context | None = None,
-    ) -> None:
-        # Why private: for a stream without child streams or partitions the SDK's work
-        # here (child contexts, the primary map's filter) is a no-op per record; skipping
-        # it saves CPU on a first sync (the SDK's per-record work: x1.14 CPU).
-        if self.child_streams or partition_context:
-            super()._process_record(record, child_context, partition_context)
-
     # Whether a plain stream's records go through `plain_record_loop` (False: the SDK's loop
     # always; tests/e2e/test_fast_path_changes_no_output.py compares the two).
     use_plain_record_loop: t.ClassVar[bool] = True
@@ -175,8 +155,8 @@ class SeamStream(RESTStream[int]):
     ) -> t.Generator[dict[str, t.Any], t.Any, t.Any]:
         # Why private: no public hook runs when a stream's sync fails (`Stream.sync` and
         # `Tap.sync_all` are final), and records the writer buffered must still go out.
-        # And the SDK's loop, general enough for partitions and child streams, costs a
-        # tenth of a first sync's CPU more than `plain_record_loop` (benchmarks/seam_costs.py).
+        # And the SDK's loop, general enough for partitions and child streams, costs more
+        # than `plain_record_loop` for a stream with neither (the SDK's loop: x1.10 CPU).
         plain = (
             self.use_plain_record_loop
             and write_messages
@@ -236,7 +216,7 @@ class SeamStream(RESTStream[int]):
     def _write_record_message(self, record: dict[str, t.Any]) -> None:
         # Why private: the SDK writes RECORDs only here; the fast path (fastpath.py)
         # replaces it where the SDK's selection and conformance are no-ops (the SDK's
-        # path for every record: x3.0 CPU).
+        # path for every record: x3.97 CPU).
         self.write_record_message(record)
 
     # The SDK's private methods and attributes, called by what they do
