@@ -84,9 +84,6 @@ class FastRecordMessages(SeamStream):
     # True for a stream whose records never hold a key its schema lacks (it adds a field to
     # the schema before a record carries it), so not even their keys are checked.
     records_fit_schema: t.ClassVar[bool] = False
-    # The fast path applies to every record whatever its keys and values (the two above and
-    # `_fast_ok`): nothing is checked per record.
-    _every_record_direct: bool = False
 
     def _fast_path_applies(self, record: dict[str, t.Any]) -> bool:
         properties = self._fast_properties
@@ -117,9 +114,6 @@ class FastRecordMessages(SeamStream):
         self._direct = None
         if identity and isinstance(writer, FlowfinityWriter):
             self._direct = (writer, maps[0].stream_alias)
-        self._every_record_direct = (
-            self._fast_ok and self.records_fit_schema and self.records_are_json_native
-        )
         self._fast_properties, self._fast_count = properties, len(properties)
         return properties
 
@@ -153,17 +147,10 @@ class FastRecordMessages(SeamStream):
         With the default (identity) stream map and no flattening, the SDK's message object
         and its dictionary copy are pure overhead too: the writer gets the record itself.
         """
-        properties = self._fast_properties
-        if properties is None or len(properties) != self._fast_count:
-            self._compile_fast_path()
-        direct = self._direct
-        if direct is not None and self._every_record_direct:  # no per-record check needed
-            direct[0].write_record(direct[1], record, self.record_version)
-            self.mark_state_unsent()
-            return
         if not self._fast_path_applies(record):
             self.write_record_messages_the_sdks_way(record)
             return
+        direct = self._direct
         if direct is not None:
             direct[0].write_record(direct[1], record, self.record_version)
         else:
